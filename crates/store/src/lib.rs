@@ -1,1 +1,18 @@
+//! # rkflow-store: storage
+//!
+//! sea-orm entities and the repositories the API calls. Every state change runs in one write
+//! transaction that re-reads (and on PostgreSQL row-locks) the state it decides on, asks the
+//! domain crate for the decision, writes the changes and appends their audit events, then
+//! commits. No rule is decided here.
 
+pub mod accounts;
+pub mod audit;
+pub mod db;
+pub mod entity;
+pub mod error;
+pub mod investigations;
+pub mod organisation;
+
+pub use audit::Origin;
+pub use db::Db;
+pub use error::{StoreError, StoreResult};

@@ -1,0 +1,557 @@
+//! Users, role grants, sessions and login attempts.
+
+use crate::audit::{self, NewEvent, Origin};
+use crate::entity::{login_attempt, role_grant, session, user};
+use crate::error::{StoreError, StoreResult};
+use crate::Db;
+use chrono::{DateTime, Utc};
+use rkflow_domain::role::StoredGrant;
+use rkflow_domain::{DomainError, Grant, GrantId, Role, Scope};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Normalised form of an email address (trimmed, lower case).
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+pub async fn find_user<C: ConnectionTrait>(db: &C, id: Uuid) -> StoreResult<Option<user::Model>> {
+    Ok(user::Entity::find_by_id(id).one(db).await?)
+}
+
+pub async fn find_users<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<Vec<user::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+pub async fn find_user_by_email<C: ConnectionTrait>(
+    db: &C,
+    email: &str,
+) -> StoreResult<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(normalize_email(email)))
+        .one(db)
+        .await?)
+}
+
+pub async fn list_users<C: ConnectionTrait>(db: &C) -> StoreResult<Vec<user::Model>> {
+    Ok(user::Entity::find()
+        .order_by_asc(user::Column::Email)
+        .all(db)
+        .await?)
+}
+
+pub async fn count_users<C: ConnectionTrait>(db: &C) -> StoreResult<u64> {
+    Ok(user::Entity::find().count(db).await?)
+}
+
+/// Creates an account. The hash is made by the caller (argon2 runs off the async threads).
+pub async fn create_user(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+) -> StoreResult<user::Model> {
+    let txn = db.begin_write().await?;
+    let model = create_user_in(&txn, origin, now, email, name, password_hash).await?;
+    txn.commit().await?;
+    Ok(model)
+}
+
+async fn create_user_in(
+    txn: &DatabaseTransaction,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+) -> StoreResult<user::Model> {
+    let email = normalize_email(email);
+    if user::Entity::find()
+        .filter(user::Column::Email.eq(email.clone()))
+        .one(txn)
+        .await?
+        .is_some()
+    {
+        return Err(DomainError::conflict("a user with this email address exists").into());
+    }
+    let model = user::Model {
+        id: Uuid::now_v7(),
+        email: email.clone(),
+        name: name.to_string(),
+        password_hash: password_hash.to_string(),
+        disabled: false,
+        created_at: now,
+    };
+    let inserted = user::Entity::insert(sea_orm::IntoActiveModel::into_active_model(model.clone()))
+        .exec(txn)
+        .await;
+    if let Err(err) = inserted {
+        let err = StoreError::from(err);
+        if err.is_unique_violation() {
+            return Err(DomainError::conflict("a user with this email address exists").into());
+        }
+        return Err(err);
+    }
+    audit::append(
+        txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "user.created",
+            investigation: None,
+            data: json!({ "user": model.id, "email": email, "name": name }),
+        }],
+    )
+    .await?;
+    Ok(model)
+}
+
+/// Disables or enables an account; disabling revokes every session at once.
+pub async fn set_disabled(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    disabled: bool,
+) -> StoreResult<user::Model> {
+    let txn = db.begin_write().await?;
+    let Some(found) = user::Entity::find_by_id(user_id).lock_exclusive().one(&txn).await? else {
+        return Err(DomainError::NotFound.into());
+    };
+    let mut active: user::ActiveModel = found.into();
+    active.disabled = Set(disabled);
+    let updated = active.update(&txn).await?;
+    let mut revoked = 0;
+    if disabled {
+        revoked = revoke_sessions_of(&txn, user_id, now).await?;
+    }
+    audit::append(
+        &txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: if disabled { "user.disabled" } else { "user.enabled" },
+            investigation: None,
+            data: json!({ "user": user_id, "sessionsRevoked": revoked }),
+        }],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Replaces a stored hash (rehash on login when the parameters rose).
+pub async fn replace_password_hash(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    password_hash: &str,
+) -> StoreResult<()> {
+    let txn = db.begin_write().await?;
+    user::Entity::update(user::ActiveModel {
+        id: Set(user_id),
+        password_hash: Set(password_hash.to_string()),
+        ..Default::default()
+    })
+    .exec(&txn)
+    .await?;
+    audit::append(
+        &txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "user.password_rehashed",
+            investigation: None,
+            data: json!({ "user": user_id }),
+        }],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+fn grant_of(model: &role_grant::Model) -> StoreResult<StoredGrant> {
+    let role = Role::parse(&model.role)
+        .ok_or_else(|| StoreError::corrupt(format!("unknown role {}", model.role)))?;
+    let scope = match (model.commission_id, model.municipality_id) {
+        (None, None) => Scope::Global,
+        (Some(c), None) => Scope::Commission(c.into()),
+        (None, Some(m)) => Scope::Municipality(m.into()),
+        (Some(_), Some(_)) => return Err(StoreError::corrupt("grant with two scopes")),
+    };
+    Ok(StoredGrant {
+        id: GrantId(model.id),
+        grant: Grant { role, scope },
+    })
+}
+
+pub async fn grants_of<C: ConnectionTrait>(db: &C, user_id: Uuid) -> StoreResult<Vec<StoredGrant>> {
+    role_grant::Entity::find()
+        .filter(role_grant::Column::UserId.eq(user_id))
+        .order_by_asc(role_grant::Column::CreatedAt)
+        .all(db)
+        .await?
+        .iter()
+        .map(grant_of)
+        .collect()
+}
+
+/// Grants of many users at once (for lists).
+pub async fn grants_of_users<C: ConnectionTrait>(
+    db: &C,
+    users: &[Uuid],
+) -> StoreResult<Vec<(Uuid, StoredGrant)>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    role_grant::Entity::find()
+        .filter(role_grant::Column::UserId.is_in(users.iter().copied()))
+        .order_by_asc(role_grant::Column::CreatedAt)
+        .all(db)
+        .await?
+        .iter()
+        .map(|model| Ok((model.user_id, grant_of(model)?)))
+        .collect()
+}
+
+/// Records a grant; the scope must exist (the caller checked it) and the grant must be new.
+pub async fn grant_role(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    grant: Grant,
+) -> StoreResult<StoredGrant> {
+    let txn = db.begin_write().await?;
+    let stored = grant_role_in(&txn, origin, now, user_id, grant).await?;
+    txn.commit().await?;
+    Ok(stored)
+}
+
+async fn grant_role_in(
+    txn: &DatabaseTransaction,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    grant: Grant,
+) -> StoreResult<StoredGrant> {
+    if user::Entity::find_by_id(user_id).one(txn).await?.is_none() {
+        return Err(DomainError::NotFound.into());
+    }
+    let existing = grants_of(txn, user_id).await?;
+    if existing.iter().any(|g| g.grant == grant) {
+        return Err(DomainError::conflict("the user already holds this role in this scope").into());
+    }
+    let (commission_id, municipality_id) = match grant.scope {
+        Scope::Global => (None, None),
+        Scope::Commission(c) => (Some(c.0), None),
+        Scope::Municipality(m) => (None, Some(m.0)),
+    };
+    let model = role_grant::Model {
+        id: Uuid::now_v7(),
+        user_id,
+        role: grant.role.as_str().to_string(),
+        commission_id,
+        municipality_id,
+        created_at: now,
+    };
+    role_grant::Entity::insert(sea_orm::IntoActiveModel::into_active_model(model.clone()))
+        .exec(txn)
+        .await?;
+    audit::append(
+        txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "role.granted",
+            investigation: None,
+            data: json!({
+                "grant": model.id,
+                "user": user_id,
+                "role": model.role,
+                "commission": commission_id,
+                "municipality": municipality_id,
+            }),
+        }],
+    )
+    .await?;
+    grant_of(&model)
+}
+
+pub async fn revoke_role(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    grant_id: Uuid,
+) -> StoreResult<()> {
+    let txn = db.begin_write().await?;
+    let Some(model) = role_grant::Entity::find_by_id(grant_id).one(&txn).await? else {
+        return Err(DomainError::NotFound.into());
+    };
+    role_grant::Entity::delete_by_id(grant_id).exec(&txn).await?;
+    audit::append(
+        &txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "role.revoked",
+            investigation: None,
+            data: json!({
+                "grant": grant_id,
+                "user": model.user_id,
+                "role": model.role,
+                "commission": model.commission_id,
+                "municipality": model.municipality_id,
+            }),
+        }],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// A new session (login) with its audit event.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_session(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+    account_key: &str,
+) -> StoreResult<session::Model> {
+    let txn = db.begin_write().await?;
+    let model = session::Model {
+        id: Uuid::now_v7(),
+        user_id,
+        token_hash: token_hash.to_string(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at,
+        revoked_at: None,
+        client: origin.client.clone(),
+    };
+    session::Entity::insert(sea_orm::IntoActiveModel::into_active_model(model.clone()))
+        .exec(&txn)
+        .await?;
+    record_attempt(&txn, account_key, origin, true, now).await?;
+    audit::append(
+        &txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "auth.login_succeeded",
+            investigation: None,
+            data: json!({ "user": user_id, "session": model.id }),
+        }],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(model)
+}
+
+/// A failed login: counted for throttling and audited (never with the password).
+pub async fn record_failed_login(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    account_key: &str,
+    reason: &str,
+) -> StoreResult<()> {
+    let txn = db.begin_write().await?;
+    record_attempt(&txn, account_key, origin, false, now).await?;
+    audit::append(
+        &txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "auth.login_failed",
+            investigation: None,
+            data: json!({ "account": account_key, "reason": reason }),
+        }],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+async fn record_attempt<C: ConnectionTrait>(
+    db: &C,
+    account_key: &str,
+    origin: &Origin,
+    succeeded: bool,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    login_attempt::Entity::insert(login_attempt::ActiveModel {
+        account_key: Set(account_key.to_string()),
+        client: Set(origin.client.clone().unwrap_or_default()),
+        succeeded: Set(succeeded),
+        at: Set(now),
+        ..Default::default()
+    })
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+/// Failed attempts since `since`, for one account and for one client address. For an
+/// account, a success resets the count.
+pub async fn recent_failures<C: ConnectionTrait>(
+    db: &C,
+    account_key: &str,
+    client: &str,
+    since: DateTime<Utc>,
+) -> StoreResult<(u64, u64)> {
+    let last_success = login_attempt::Entity::find()
+        .filter(login_attempt::Column::AccountKey.eq(account_key))
+        .filter(login_attempt::Column::Succeeded.eq(true))
+        .filter(login_attempt::Column::At.gte(since))
+        .order_by_desc(login_attempt::Column::Id)
+        .one(db)
+        .await?;
+    let mut account = login_attempt::Entity::find()
+        .filter(login_attempt::Column::AccountKey.eq(account_key))
+        .filter(login_attempt::Column::Succeeded.eq(false))
+        .filter(login_attempt::Column::At.gte(since));
+    if let Some(success) = last_success {
+        account = account.filter(login_attempt::Column::Id.gt(success.id));
+    }
+    let account = account.count(db).await?;
+    let client = login_attempt::Entity::find()
+        .filter(login_attempt::Column::Client.eq(client))
+        .filter(login_attempt::Column::Succeeded.eq(false))
+        .filter(login_attempt::Column::At.gte(since))
+        .count(db)
+        .await?;
+    Ok((account, client))
+}
+
+/// The live session for a token hash, with its user.
+pub async fn find_session<C: ConnectionTrait>(
+    db: &C,
+    token_hash: &str,
+) -> StoreResult<Option<(session::Model, user::Model)>> {
+    let Some(found) = session::Entity::find()
+        .filter(session::Column::TokenHash.eq(token_hash))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(owner) = user::Entity::find_by_id(found.user_id).one(db).await? else {
+        return Ok(None);
+    };
+    Ok(Some((found, owner)))
+}
+
+/// Moves the idle expiry forward (the caller limits how often).
+pub async fn touch_session<C: ConnectionTrait>(
+    db: &C,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    session::Entity::update(session::ActiveModel {
+        id: Set(session_id),
+        last_seen_at: Set(now),
+        ..Default::default()
+    })
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn revoke_session(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    session_id: Uuid,
+) -> StoreResult<()> {
+    let txn = db.begin_write().await?;
+    session::Entity::update(session::ActiveModel {
+        id: Set(session_id),
+        revoked_at: Set(Some(now)),
+        ..Default::default()
+    })
+    .exec(&txn)
+    .await?;
+    audit::append(
+        &txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "auth.logout",
+            investigation: None,
+            data: json!({ "session": session_id }),
+        }],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+async fn revoke_sessions_of<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Whether any ADMIN exists (for the first-admin bootstrap).
+pub async fn admin_exists<C: ConnectionTrait>(db: &C) -> StoreResult<bool> {
+    Ok(role_grant::Entity::find()
+        .filter(role_grant::Column::Role.eq(Role::Admin.as_str()))
+        .count(db)
+        .await?
+        > 0)
+}
+
+/// Used by `rkflow admin create`: the user and the ADMIN grant in one transaction.
+pub async fn create_admin(
+    db: &Db,
+    now: DateTime<Utc>,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+) -> StoreResult<user::Model> {
+    let origin = Origin {
+        actor: None,
+        client: Some("cli".into()),
+    };
+    let txn = db.begin_write().await?;
+    let created = create_user_in(&txn, &origin, now, email, name, password_hash).await?;
+    grant_role_in(
+        &txn,
+        &origin,
+        now,
+        created.id,
+        Grant {
+            role: Role::Admin,
+            scope: Scope::Global,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}

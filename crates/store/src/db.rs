@@ -1,0 +1,118 @@
+//! Connecting, configuring and migrating the database; write transactions.
+
+use crate::error::StoreResult;
+use rkflow_migrations::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use std::time::Duration;
+
+/// The database the server uses, with its backend.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub conn: DatabaseConnection,
+}
+
+/// The SQLite file used when nothing else is configured.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://rkflow.db?mode=rwc";
+
+/// Turns what a user may type (`rkflow.db`, `sqlite:path`, `postgres://…`) into a URL.
+pub fn normalize_url(url: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        url.to_string()
+    } else if url.starts_with("sqlite:") {
+        if url.contains("mode=") || url.contains(":memory:") {
+            url.to_string()
+        } else if url.contains('?') {
+            format!("{url}&mode=rwc")
+        } else {
+            format!("{url}?mode=rwc")
+        }
+    } else {
+        format!("sqlite://{url}?mode=rwc")
+    }
+}
+
+impl Db {
+    /// Connects. SQLite gets WAL, a busy timeout, foreign keys and `synchronous=FULL`, so an
+    /// acknowledged write survives a crash.
+    pub async fn connect(url: &str) -> StoreResult<Db> {
+        let url = normalize_url(url);
+        let sqlite = url.starts_with("sqlite:");
+        let memory = url.contains(":memory:");
+        let mut options = ConnectOptions::new(url);
+        options
+            .sqlx_logging(false)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(5));
+        if sqlite {
+            // One pinned connection keeps an in-memory database alive.
+            options
+                .max_connections(if memory { 1 } else { 8 })
+                .min_connections(1)
+                .idle_timeout(None::<Duration>)
+                .map_sqlx_sqlite_opts(|opts| {
+                    opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                        .busy_timeout(Duration::from_secs(10))
+                        .foreign_keys(true)
+                });
+        } else {
+            options.max_connections(16).min_connections(1);
+        }
+        let conn = Database::connect(options).await?;
+        Ok(Db { conn })
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.conn.get_database_backend()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == DatabaseBackend::Postgres
+    }
+
+    /// Runs pending migrations (all of them on a fresh database).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        Migrator::up(&self.conn, None).await?;
+        Ok(())
+    }
+
+    /// Names of the migrations not yet applied.
+    pub async fn pending_migrations(&self) -> StoreResult<Vec<String>> {
+        Ok(Migrator::get_pending_migrations(&self.conn)
+            .await?
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect())
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        self.conn.ping().await.is_ok()
+    }
+
+    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is taken
+    /// before the state is read and two writers never both decide on the same state; on
+    /// PostgreSQL the commands lock the rows they decide on (`SELECT … FOR UPDATE`).
+    pub async fn begin_write(&self) -> StoreResult<DatabaseTransaction> {
+        Ok(self
+            .conn
+            .begin_with_options(TransactionOptions {
+                isolation_level: None,
+                access_mode: None,
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            })
+            .await?)
+    }
+
+    /// Starts a read-only snapshot (for reads that must be consistent, e.g. verification).
+    pub async fn begin_read(&self) -> StoreResult<DatabaseTransaction> {
+        Ok(self.conn.begin().await?)
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}

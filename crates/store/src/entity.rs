@@ -1,0 +1,21 @@
+//! sea-orm entities, one per table. They are storage types only: the API never exposes them
+//! directly (it maps them to its own GraphQL types).
+
+pub mod approval;
+pub mod audit_event;
+pub mod audit_head;
+pub mod commission;
+pub mod commission_municipality;
+pub mod document;
+pub mod document_version;
+pub mod frozen_version;
+pub mod investigation;
+pub mod investigation_commission;
+pub mod login_attempt;
+pub mod municipality;
+pub mod rapporteur;
+pub mod recommendation;
+pub mod role_grant;
+pub mod session;
+pub mod user;
+pub mod version_content;

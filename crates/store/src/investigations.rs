@@ -1,0 +1,858 @@
+//! Investigations: loading the domain value (one or many at once), running commands in one
+//! transaction, listing what a caller may see, and reading version content.
+
+use crate::audit::{self, NewEvent, Origin};
+use crate::entity::{
+    approval, audit_event, commission_municipality, document, document_version, frozen_version,
+    investigation, investigation_commission, rapporteur, recommendation, user, version_content,
+};
+use crate::error::{StoreError, StoreResult};
+use crate::organisation;
+use crate::Db;
+use chrono::{DateTime, Utc};
+use rkflow_domain::investigation::{
+    ApprovalState, DocumentState, Frozen, FreezePurpose, Participant, Proposal,
+    RebuttalTerms, RecommendationState, VersionInfo,
+};
+use rkflow_domain::visibility::ListingFilter;
+use rkflow_domain::{
+    Actor, Change, Command, DocumentKind, DomainError, Investigation, InvestigationId, Phase,
+    RecommendationAddressee, ResponseMode,
+};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use uuid::Uuid;
+
+/// An investigation as loaded: the domain value plus what the API shows beside it.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub row: investigation::Model,
+    pub domain: Investigation,
+    /// Participating commission ids in the order they were listed.
+    pub commission_ids: Vec<Uuid>,
+    pub rapporteurs: Vec<rapporteur::Model>,
+    pub documents: Vec<document::Model>,
+    /// Every version's metadata, by document then number.
+    pub versions: Vec<document_version::Model>,
+    /// The still-valid approvals of the current gate.
+    pub approvals: Vec<approval::Model>,
+    pub recommendations: Vec<recommendation::Model>,
+}
+
+impl Loaded {
+    pub fn id(&self) -> Uuid {
+        self.row.id
+    }
+
+    pub fn research_questions(&self) -> Vec<String> {
+        serde_json::from_str(&self.row.research_questions).unwrap_or_default()
+    }
+
+    pub fn versions_of(&self, document: Uuid) -> impl Iterator<Item = &document_version::Model> {
+        self.versions.iter().filter(move |v| v.document_id == document)
+    }
+
+    pub fn domain_document(&self, document: Uuid) -> Option<&DocumentState> {
+        self.domain.documents.iter().find(|d| d.id.0 == document)
+    }
+}
+
+fn parse_phase(text: &str) -> StoreResult<Phase> {
+    Phase::parse(text).ok_or_else(|| StoreError::corrupt(format!("unknown phase {text}")))
+}
+
+fn parse_kind(text: &str) -> StoreResult<DocumentKind> {
+    DocumentKind::parse(text).ok_or_else(|| StoreError::corrupt(format!("unknown kind {text}")))
+}
+
+/// Rows of many investigations, fetched with one statement per table.
+struct Rows {
+    investigations: Vec<investigation::Model>,
+    participants: Vec<investigation_commission::Model>,
+    rapporteurs: Vec<rapporteur::Model>,
+    documents: Vec<document::Model>,
+    versions: Vec<document_version::Model>,
+    approvals: Vec<approval::Model>,
+    recommendations: Vec<recommendation::Model>,
+    frozen: Vec<frozen_version::Model>,
+}
+
+async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> StoreResult<Rows> {
+    let mut query =
+        investigation::Entity::find().filter(investigation::Column::Id.is_in(ids.iter().copied()));
+    if lock {
+        query = query.lock_exclusive();
+    }
+    let investigations = query.all(db).await?;
+    let ids: Vec<Uuid> = investigations.iter().map(|i| i.id).collect();
+    if ids.is_empty() {
+        return Ok(Rows {
+            investigations,
+            participants: vec![],
+            rapporteurs: vec![],
+            documents: vec![],
+            versions: vec![],
+            approvals: vec![],
+            recommendations: vec![],
+            frozen: vec![],
+        });
+    }
+    let participants = investigation_commission::Entity::find()
+        .filter(investigation_commission::Column::InvestigationId.is_in(ids.iter().copied()))
+        .order_by_asc(investigation_commission::Column::Position)
+        .all(db)
+        .await?;
+    let rapporteurs = rapporteur::Entity::find()
+        .filter(rapporteur::Column::InvestigationId.is_in(ids.iter().copied()))
+        .order_by_asc(rapporteur::Column::AssignedAt)
+        .all(db)
+        .await?;
+    let documents = document::Entity::find()
+        .filter(document::Column::InvestigationId.is_in(ids.iter().copied()))
+        .order_by_asc(document::Column::CreatedAt)
+        .order_by_asc(document::Column::Id)
+        .all(db)
+        .await?;
+    let versions = document_version::Entity::find()
+        .filter(document_version::Column::InvestigationId.is_in(ids.iter().copied()))
+        .order_by_asc(document_version::Column::DocumentId)
+        .order_by_asc(document_version::Column::Number)
+        .all(db)
+        .await?;
+    let approvals = approval::Entity::find()
+        .filter(approval::Column::InvestigationId.is_in(ids.iter().copied()))
+        .filter(approval::Column::VoidedAt.is_null())
+        .order_by_asc(approval::Column::ApprovedAt)
+        .all(db)
+        .await?;
+    let recommendations = recommendation::Entity::find()
+        .filter(recommendation::Column::InvestigationId.is_in(ids.iter().copied()))
+        .order_by_asc(recommendation::Column::Number)
+        .all(db)
+        .await?;
+    let frozen = frozen_version::Entity::find()
+        .filter(frozen_version::Column::InvestigationId.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(Rows {
+        investigations,
+        participants,
+        rapporteurs,
+        documents,
+        versions,
+        approvals,
+        recommendations,
+        frozen,
+    })
+}
+
+fn group<T, K: Ord>(items: Vec<T>, key: impl Fn(&T) -> K) -> BTreeMap<K, Vec<T>> {
+    let mut grouped: BTreeMap<K, Vec<T>> = BTreeMap::new();
+    for item in items {
+        grouped.entry(key(&item)).or_default().push(item);
+    }
+    grouped
+}
+
+async fn assemble<C: ConnectionTrait>(db: &C, rows: Rows) -> StoreResult<Vec<Loaded>> {
+    let commission_ids: Vec<Uuid> = rows
+        .participants
+        .iter()
+        .map(|p| p.commission_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let commissions: HashMap<Uuid, organisation::CommissionWithMunicipalities> =
+        organisation::commissions_by_ids(db, &commission_ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.commission.id, c))
+            .collect();
+    let mut participants = group(rows.participants, |p| p.investigation_id);
+    let mut rapporteurs = group(rows.rapporteurs, |r| r.investigation_id);
+    let mut documents = group(rows.documents, |d| d.investigation_id);
+    let mut versions = group(rows.versions, |v| v.investigation_id);
+    let mut approvals = group(rows.approvals, |a| a.investigation_id);
+    let mut recommendations = group(rows.recommendations, |r| r.investigation_id);
+    let mut frozen = group(rows.frozen, |f| f.investigation_id);
+
+    let mut loaded = Vec::with_capacity(rows.investigations.len());
+    for row in rows.investigations {
+        let id = row.id;
+        let phase = parse_phase(&row.phase)?;
+        let participants = participants.remove(&id).unwrap_or_default();
+        let rapporteurs = rapporteurs.remove(&id).unwrap_or_default();
+        let documents = documents.remove(&id).unwrap_or_default();
+        let versions = versions.remove(&id).unwrap_or_default();
+        let approvals: Vec<approval::Model> = approvals
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a.phase == row.phase)
+            .collect();
+        let recommendations = recommendations.remove(&id).unwrap_or_default();
+        let frozen_rows = frozen.remove(&id).unwrap_or_default();
+
+        let mut domain_documents = Vec::with_capacity(documents.len());
+        for d in &documents {
+            domain_documents.push(DocumentState {
+                id: d.id.into(),
+                kind: parse_kind(&d.kind)?,
+                title: d.title.clone(),
+                municipality: d.municipality_id.map(Into::into),
+                versions: versions
+                    .iter()
+                    .filter(|v| v.document_id == d.id)
+                    .map(|v| VersionInfo {
+                        id: v.id.into(),
+                        number: v.number,
+                        sha256: v.sha256.clone(),
+                        created_at: v.created_at,
+                    })
+                    .collect(),
+            });
+        }
+        let mut domain_frozen = Frozen::default();
+        for f in &frozen_rows {
+            if let Some(purpose) = FreezePurpose::parse(&f.purpose) {
+                domain_frozen.insert(purpose, &[f.version_id.into()]);
+            }
+        }
+        let rebuttal_terms = match &row.rebuttal_mode {
+            Some(mode) => Some(RebuttalTerms {
+                mode: ResponseMode::parse(mode)
+                    .ok_or_else(|| StoreError::corrupt(format!("unknown mode {mode}")))?,
+                due_date: row.rebuttal_due_date,
+            }),
+            None => None,
+        };
+        let domain = Investigation {
+            id: id.into(),
+            title: row.title.clone(),
+            phase,
+            suspended: row.suspended,
+            commissions: participants
+                .iter()
+                .filter_map(|p| commissions.get(&p.commission_id))
+                .map(|c| Participant {
+                    id: c.commission.id.into(),
+                    name: c.commission.name.clone(),
+                    municipalities: c.municipalities.iter().map(|m| (*m).into()).collect(),
+                })
+                .collect(),
+            rapporteurs: rapporteurs
+                .iter()
+                .map(|r| rkflow_domain::investigation::Rapporteur {
+                    user: r.user_id.into(),
+                    commission: r.commission_id.into(),
+                })
+                .collect(),
+            documents: domain_documents,
+            recommendations: recommendations
+                .iter()
+                .map(|r| {
+                    Ok(RecommendationState {
+                        id: r.id.into(),
+                        number: r.number,
+                        text: r.text.clone(),
+                        addressee: RecommendationAddressee::parse(&r.addressee).ok_or_else(
+                            || StoreError::corrupt(format!("unknown addressee {}", r.addressee)),
+                        )?,
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?,
+            rebuttal_terms,
+            approvals: approvals
+                .iter()
+                .map(|a| ApprovalState {
+                    id: a.id.into(),
+                    phase,
+                    commission: a.commission_id.into(),
+                    fingerprint: a.fingerprint.clone(),
+                })
+                .collect(),
+            frozen: domain_frozen,
+            factual_check_open: row.factual_check_open,
+            responses: Vec::new(),
+            published: row.published_at.is_some(),
+        };
+        loaded.push(Loaded {
+            commission_ids: participants.iter().map(|p| p.commission_id).collect(),
+            row,
+            domain,
+            rapporteurs,
+            documents,
+            versions,
+            approvals,
+            recommendations,
+        });
+    }
+    Ok(loaded)
+}
+
+/// Loads many investigations with a fixed number of statements, whatever their number.
+pub async fn load_many<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<Vec<Loaded>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = fetch_rows(db, ids, false).await?;
+    assemble(db, rows).await
+}
+
+pub async fn load<C: ConnectionTrait>(db: &C, id: Uuid) -> StoreResult<Option<Loaded>> {
+    Ok(load_many(db, &[id]).await?.into_iter().next())
+}
+
+/// Loads one investigation inside a write transaction, locking its row (PostgreSQL) so that
+/// concurrent commands on it run one after the other and each decides on fresh state.
+async fn load_for_update(txn: &DatabaseTransaction, id: Uuid) -> StoreResult<Option<Loaded>> {
+    let rows = fetch_rows(txn, &[id], true).await?;
+    Ok(assemble(txn, rows).await?.into_iter().next())
+}
+
+/// Content bytes that a command stores with a new version.
+#[derive(Clone, Debug, Default)]
+pub struct VersionBody {
+    pub bytes: Vec<u8>,
+    pub file_name: Option<String>,
+}
+
+/// The audit events a command wrote (for the subscription).
+pub type Written = Vec<audit_event::Model>;
+
+/// Starts an investigation.
+pub async fn propose(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    commission_ids: &[Uuid],
+    title: &str,
+    research_questions: Vec<String>,
+    scope: (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
+) -> StoreResult<(Uuid, Written)> {
+    let txn = db.begin_write().await?;
+    let found = organisation::commissions_by_ids(&txn, commission_ids).await?;
+    let distinct: BTreeSet<&Uuid> = commission_ids.iter().collect();
+    if found.len() != distinct.len() {
+        return Err(DomainError::bad_input("commissionIds", "unknown commission").into());
+    }
+    let by_id: HashMap<Uuid, &organisation::CommissionWithMunicipalities> =
+        found.iter().map(|c| (c.commission.id, c)).collect();
+    let participants = commission_ids
+        .iter()
+        .filter_map(|id| by_id.get(id))
+        .map(|c| Participant {
+            id: c.commission.id.into(),
+            name: c.commission.name.clone(),
+            municipalities: c.municipalities.iter().map(|m| (*m).into()).collect(),
+        })
+        .collect();
+    let id = InvestigationId::new();
+    let (_, changes) = rkflow_domain::investigation::propose(
+        actor,
+        id,
+        Proposal {
+            title: title.to_string(),
+            commissions: participants,
+            research_questions,
+            scope_start: scope.0,
+            scope_end: scope.1,
+        },
+    )?;
+    let written = write_changes(&txn, origin, now, id.0, &changes, None).await?;
+    txn.commit().await?;
+    Ok((id.0, written))
+}
+
+/// Runs one command on one investigation in one transaction: lock and re-read, decide, write
+/// the changes and their audit events, commit.
+pub async fn execute(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    id: Uuid,
+    command: Command,
+    body: Option<VersionBody>,
+) -> StoreResult<Written> {
+    let txn = db.begin_write().await?;
+    let Some(loaded) = load_for_update(&txn, id).await? else {
+        return Err(DomainError::NotFound.into());
+    };
+    let referenced_user = match &command {
+        Command::AssignRapporteur { user, .. } => Some(user.0),
+        _ => None,
+    };
+    let changes = loaded.domain.execute(actor, command, now)?;
+    if let Some(user_id) = referenced_user {
+        let exists = user::Entity::find_by_id(user_id).one(&txn).await?;
+        if exists.is_none_or(|u| u.disabled) {
+            return Err(DomainError::bad_input("userId", "no active user with this id").into());
+        }
+    }
+    let written = write_changes(&txn, origin, now, id, &changes, body.as_ref()).await?;
+    txn.commit().await?;
+    Ok(written)
+}
+
+async fn update_investigation(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    edit: impl FnOnce(&mut investigation::ActiveModel),
+) -> StoreResult<()> {
+    let mut active = investigation::ActiveModel {
+        id: Set(id),
+        ..Default::default()
+    };
+    edit(&mut active);
+    investigation::Entity::update(active).exec(txn).await?;
+    Ok(())
+}
+
+async fn write_changes(
+    txn: &DatabaseTransaction,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    id: Uuid,
+    changes: &[Change],
+    body: Option<&VersionBody>,
+) -> StoreResult<Written> {
+    for change in changes {
+        write_change(txn, origin, now, id, change, body).await?;
+    }
+    let events: Vec<NewEvent<'_>> = changes
+        .iter()
+        .map(|change| NewEvent {
+            action: change.action(),
+            investigation: Some(id),
+            data: serde_json::to_value(change).unwrap_or(serde_json::Value::Null),
+        })
+        .collect();
+    audit::append(txn, origin, now, &events).await
+}
+
+async fn write_change(
+    txn: &DatabaseTransaction,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    id: Uuid,
+    change: &Change,
+    body: Option<&VersionBody>,
+) -> StoreResult<()> {
+    let actor = origin.actor.unwrap_or_default();
+    match change {
+        Change::Proposed {
+            title,
+            commissions,
+            research_questions,
+            scope_start,
+            scope_end,
+        } => {
+            investigation::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                investigation::Model {
+                    id,
+                    title: title.clone(),
+                    phase: Phase::Proposal.as_str().into(),
+                    suspended: false,
+                    suspended_at: None,
+                    research_questions: serde_json::to_string(research_questions)
+                        .unwrap_or_else(|_| "[]".into()),
+                    scope_start: *scope_start,
+                    scope_end: *scope_end,
+                    rebuttal_mode: None,
+                    rebuttal_due_date: None,
+                    factual_check_open: false,
+                    proposal_approved: false,
+                    published_at: None,
+                    created_by: actor,
+                    created_at: now,
+                },
+            ))
+            .exec(txn)
+            .await?;
+            investigation_commission::Entity::insert_many(commissions.iter().enumerate().map(
+                |(position, commission)| {
+                    sea_orm::IntoActiveModel::into_active_model(investigation_commission::Model {
+                        investigation_id: id,
+                        commission_id: commission.0,
+                        position: position as i32,
+                    })
+                },
+            ))
+            .exec(txn)
+            .await?;
+        }
+        Change::RapporteurAssigned { user, commission } => {
+            rapporteur::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                rapporteur::Model {
+                    investigation_id: id,
+                    user_id: user.0,
+                    commission_id: commission.0,
+                    assigned_at: now,
+                },
+            ))
+            .exec(txn)
+            .await?;
+        }
+        Change::DocumentCreated {
+            document: document_id,
+            kind,
+            title,
+            municipality,
+        } => {
+            document::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                document::Model {
+                    id: document_id.0,
+                    investigation_id: id,
+                    kind: kind.as_str().into(),
+                    title: title.clone(),
+                    municipality_id: municipality.map(|m| m.0),
+                    created_at: now,
+                },
+            ))
+            .exec(txn)
+            .await?;
+        }
+        Change::DocumentRetitled {
+            document: document_id,
+            title,
+        } => {
+            document::Entity::update(document::ActiveModel {
+                id: Set(document_id.0),
+                title: Set(title.clone()),
+                ..Default::default()
+            })
+            .exec(txn)
+            .await?;
+        }
+        Change::VersionAdded {
+            document: document_id,
+            version,
+            number,
+            sha256,
+            size_bytes,
+            media_type,
+            note,
+        } => {
+            let body = body.ok_or_else(|| StoreError::corrupt("a version without content"))?;
+            let inserted = document_version::Entity::insert(
+                sea_orm::IntoActiveModel::into_active_model(document_version::Model {
+                    id: version.0,
+                    document_id: document_id.0,
+                    investigation_id: id,
+                    number: *number,
+                    sha256: sha256.clone(),
+                    size_bytes: *size_bytes,
+                    media_type: media_type.clone(),
+                    file_name: body.file_name.clone(),
+                    author_id: actor,
+                    note: note.clone(),
+                    created_at: now,
+                }),
+            )
+            .exec(txn)
+            .await;
+            if let Err(err) = inserted {
+                let err = StoreError::from(err);
+                if err.is_unique_violation() {
+                    return Err(DomainError::conflict(
+                        "another version was submitted at the same moment; reload and submit again",
+                    )
+                    .into());
+                }
+                return Err(err);
+            }
+            version_content::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                version_content::Model {
+                    version_id: version.0,
+                    body: body.bytes.clone(),
+                },
+            ))
+            .exec(txn)
+            .await?;
+        }
+        Change::RecommendationAdded {
+            recommendation: recommendation_id,
+            number,
+            text,
+            addressee,
+        } => {
+            recommendation::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                recommendation::Model {
+                    id: recommendation_id.0,
+                    investigation_id: id,
+                    number: *number,
+                    text: text.clone(),
+                    addressee: addressee.as_str().into(),
+                    created_at: now,
+                },
+            ))
+            .exec(txn)
+            .await?;
+        }
+        Change::RebuttalTermsSet { mode, due_date } => {
+            update_investigation(txn, id, |row| {
+                row.rebuttal_mode = Set(Some(mode.as_str().into()));
+                row.rebuttal_due_date = Set(*due_date);
+            })
+            .await?;
+        }
+        Change::Approved {
+            approval: approval_id,
+            phase,
+            commission,
+            fingerprint,
+            comment,
+        } => {
+            approval::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                approval::Model {
+                    id: approval_id.0,
+                    investigation_id: id,
+                    phase: phase.as_str().into(),
+                    commission_id: commission.0,
+                    approved_by: actor,
+                    approved_at: now,
+                    comment: comment.clone(),
+                    fingerprint: fingerprint.clone(),
+                    voided_at: None,
+                    void_reason: None,
+                },
+            ))
+            .exec(txn)
+            .await?;
+        }
+        Change::ApprovalsVoided { approvals, reason } => {
+            if !approvals.is_empty() {
+                approval::Entity::update_many()
+                    .col_expr(approval::Column::VoidedAt, Expr::value(now))
+                    .col_expr(approval::Column::VoidReason, Expr::value(reason.clone()))
+                    .filter(approval::Column::Id.is_in(approvals.iter().map(|a| a.0)))
+                    .exec(txn)
+                    .await?;
+            }
+        }
+        Change::VersionsFrozen { purpose, versions } => {
+            if !versions.is_empty() {
+                frozen_version::Entity::insert_many(versions.iter().map(|v| {
+                    sea_orm::IntoActiveModel::into_active_model(frozen_version::Model {
+                        investigation_id: id,
+                        purpose: purpose.as_str().into(),
+                        version_id: v.0,
+                        frozen_at: now,
+                    })
+                }))
+                .exec(txn)
+                .await?;
+            }
+            if *purpose == FreezePurpose::ApprovedProposal {
+                update_investigation(txn, id, |row| row.proposal_approved = Set(true)).await?;
+            }
+        }
+        Change::PhaseAdvanced { to, .. } => {
+            update_investigation(txn, id, |row| row.phase = Set(to.as_str().into())).await?;
+        }
+        Change::Suspended { .. } => {
+            update_investigation(txn, id, |row| {
+                row.suspended = Set(true);
+                row.suspended_at = Set(Some(now));
+            })
+            .await?;
+        }
+        Change::Resumed => {
+            update_investigation(txn, id, |row| {
+                row.suspended = Set(false);
+                row.suspended_at = Set(None);
+            })
+            .await?;
+        }
+        Change::Cancelled { .. } => {
+            update_investigation(txn, id, |row| {
+                row.phase = Set(Phase::Cancelled.as_str().into());
+                row.suspended = Set(false);
+                row.suspended_at = Set(None);
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// One page of investigation ids, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub ids: Vec<Uuid>,
+    pub has_next: bool,
+    pub total: u64,
+}
+
+/// The SQL form of the domain's [`ListingFilter`] (the e2e tests check the two agree).
+fn listing_condition(filter: &ListingFilter) -> Condition {
+    let mut any = Condition::any();
+    if !filter.team_commissions.is_empty() {
+        any = any.add(
+            investigation::Column::Id.in_subquery(
+                Query::select()
+                    .column(investigation_commission::Column::InvestigationId)
+                    .from(investigation_commission::Entity)
+                    .and_where(
+                        investigation_commission::Column::CommissionId
+                            .is_in(filter.team_commissions.iter().map(|c| c.0)),
+                    )
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(user) = filter.rapporteur {
+        any = any.add(
+            investigation::Column::Id.in_subquery(
+                Query::select()
+                    .column(rapporteur::Column::InvestigationId)
+                    .from(rapporteur::Entity)
+                    .and_where(rapporteur::Column::UserId.eq(user.0))
+                    .to_owned(),
+            ),
+        );
+    }
+    if !filter.municipalities_after_proposal.is_empty() {
+        any = any.add(
+            Condition::all()
+                .add(investigation::Column::ProposalApproved.eq(true))
+                .add(
+                    investigation::Column::Id.in_subquery(
+                        Query::select()
+                            .column((
+                                investigation_commission::Entity,
+                                investigation_commission::Column::InvestigationId,
+                            ))
+                            .from(investigation_commission::Entity)
+                            .inner_join(
+                                commission_municipality::Entity,
+                                Expr::col((
+                                    commission_municipality::Entity,
+                                    commission_municipality::Column::CommissionId,
+                                ))
+                                .equals((
+                                    investigation_commission::Entity,
+                                    investigation_commission::Column::CommissionId,
+                                )),
+                            )
+                            .and_where(
+                                Expr::col((
+                                    commission_municipality::Entity,
+                                    commission_municipality::Column::MunicipalityId,
+                                ))
+                                .is_in(filter.municipalities_after_proposal.iter().map(|m| m.0)),
+                            )
+                            .to_owned(),
+                    ),
+                ),
+        );
+    }
+    if filter.published {
+        any = any.add(investigation::Column::PublishedAt.is_not_null());
+    }
+    any
+}
+
+/// The investigations the filter admits, newest first, after the cursor id.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    filter: &ListingFilter,
+    phase: Option<Phase>,
+    after: Option<Uuid>,
+    first: u64,
+) -> StoreResult<Page> {
+    let mut condition = Condition::all().add(listing_condition(filter));
+    if let Some(phase) = phase {
+        condition = condition.add(investigation::Column::Phase.eq(phase.as_str()));
+    }
+    let total = investigation::Entity::find()
+        .filter(condition.clone())
+        .count(db)
+        .await?;
+    if let Some(after) = after {
+        condition = condition.add(investigation::Column::Id.lt(after));
+    }
+    let ids: Vec<Uuid> = investigation::Entity::find()
+        .select_only()
+        .column(investigation::Column::Id)
+        .filter(condition)
+        .order_by_desc(investigation::Column::Id)
+        .limit(first + 1)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let has_next = ids.len() as u64 > first;
+    Ok(Page {
+        ids: ids.into_iter().take(first as usize).collect(),
+        has_next,
+        total,
+    })
+}
+
+/// A version's metadata and the investigation it belongs to.
+pub async fn find_version<C: ConnectionTrait>(
+    db: &C,
+    version: Uuid,
+) -> StoreResult<Option<document_version::Model>> {
+    Ok(document_version::Entity::find_by_id(version).one(db).await?)
+}
+
+/// The stored bytes of a version.
+pub async fn version_body<C: ConnectionTrait>(db: &C, version: Uuid) -> StoreResult<Vec<u8>> {
+    version_content::Entity::find_by_id(version)
+        .one(db)
+        .await?
+        .map(|c| c.body)
+        .ok_or_else(|| StoreError::corrupt(format!("content of version {version} missing")))
+}
+
+/// The Markdown text of many versions at once (for the `content` field).
+pub async fn markdown_bodies<C: ConnectionTrait>(
+    db: &C,
+    versions: &[Uuid],
+) -> StoreResult<HashMap<Uuid, String>> {
+    if versions.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(version_content::Entity::find()
+        .filter(version_content::Column::VersionId.is_in(versions.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.version_id, String::from_utf8_lossy(&c.body).into_owned()))
+        .collect())
+}
+
+/// Audits a read of confidential content (who opened which version, when).
+pub async fn record_read(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    investigation: Uuid,
+    versions: &[Uuid],
+    via: &str,
+) -> StoreResult<()> {
+    if versions.is_empty() {
+        return Ok(());
+    }
+    let txn = db.begin_write().await?;
+    audit::append(
+        &txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "document.read",
+            investigation: Some(investigation),
+            data: serde_json::json!({ "versions": versions, "via": via }),
+        }],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! Municipalities (with their council and college) and commissions.
+
+use crate::audit::{self, NewEvent, Origin};
+use crate::entity::{commission, commission_municipality, municipality};
+use crate::error::{StoreError, StoreResult};
+use crate::Db;
+use chrono::{DateTime, Utc};
+use rkflow_domain::DomainError;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Default terms of a new commission (days), until its policy says otherwise.
+pub const DEFAULT_REBUTTAL_TERM_DAYS: i32 = 21;
+pub const DEFAULT_FACTUAL_CHECK_TERM_DAYS: i32 = 21;
+
+/// A commission with the municipalities it serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommissionWithMunicipalities {
+    pub commission: commission::Model,
+    pub municipalities: Vec<Uuid>,
+}
+
+fn unique_name(err: StoreError, what: &str) -> StoreError {
+    if err.is_unique_violation() {
+        DomainError::conflict(format!("a {what} with this name exists")).into()
+    } else {
+        err
+    }
+}
+
+pub async fn create_municipality(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    name: &str,
+) -> StoreResult<municipality::Model> {
+    let txn = db.begin_write().await?;
+    let model = municipality::Model {
+        id: Uuid::now_v7(),
+        name: name.to_string(),
+        council_id: Uuid::now_v7(),
+        college_id: Uuid::now_v7(),
+        created_at: now,
+    };
+    municipality::Entity::insert(sea_orm::IntoActiveModel::into_active_model(model.clone()))
+        .exec(&txn)
+        .await
+        .map_err(|err| unique_name(err.into(), "municipality"))?;
+    audit::append(
+        &txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "municipality.created",
+            investigation: None,
+            data: json!({ "municipality": model.id, "name": name }),
+        }],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(model)
+}
+
+pub async fn create_commission(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    name: &str,
+    municipality_ids: &[Uuid],
+) -> StoreResult<CommissionWithMunicipalities> {
+    let txn = db.begin_write().await?;
+    let found = municipality::Entity::find()
+        .filter(municipality::Column::Id.is_in(municipality_ids.iter().copied()))
+        .all(&txn)
+        .await?;
+    if found.len() != municipality_ids.len() {
+        return Err(DomainError::bad_input("municipalityIds", "unknown municipality").into());
+    }
+    let model = commission::Model {
+        id: Uuid::now_v7(),
+        name: name.to_string(),
+        rebuttal_term_days: DEFAULT_REBUTTAL_TERM_DAYS,
+        factual_check_term_days: DEFAULT_FACTUAL_CHECK_TERM_DAYS,
+        created_at: now,
+    };
+    commission::Entity::insert(sea_orm::IntoActiveModel::into_active_model(model.clone()))
+        .exec(&txn)
+        .await
+        .map_err(|err| unique_name(err.into(), "commission"))?;
+    commission_municipality::Entity::insert_many(municipality_ids.iter().map(|m| {
+        sea_orm::IntoActiveModel::into_active_model(commission_municipality::Model {
+            commission_id: model.id,
+            municipality_id: *m,
+        })
+    }))
+    .exec(&txn)
+    .await?;
+    audit::append(
+        &txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "commission.created",
+            investigation: None,
+            data: json!({ "commission": model.id, "name": name, "municipalities": municipality_ids }),
+        }],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(CommissionWithMunicipalities {
+        commission: model,
+        municipalities: municipality_ids.to_vec(),
+    })
+}
+
+pub async fn municipalities<C: ConnectionTrait>(db: &C) -> StoreResult<Vec<municipality::Model>> {
+    Ok(municipality::Entity::find()
+        .order_by_asc(municipality::Column::Name)
+        .all(db)
+        .await?)
+}
+
+pub async fn municipalities_by_ids<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> StoreResult<Vec<municipality::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(municipality::Entity::find()
+        .filter(municipality::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+/// The municipality whose college (or council) has this id.
+pub async fn municipality_of_body<C: ConnectionTrait>(
+    db: &C,
+    body_id: Uuid,
+) -> StoreResult<Option<municipality::Model>> {
+    Ok(municipality::Entity::find()
+        .filter(
+            municipality::Column::CollegeId
+                .eq(body_id)
+                .or(municipality::Column::CouncilId.eq(body_id)),
+        )
+        .one(db)
+        .await?)
+}
+
+pub async fn commissions<C: ConnectionTrait>(
+    db: &C,
+) -> StoreResult<Vec<CommissionWithMunicipalities>> {
+    let all = commission::Entity::find()
+        .order_by_asc(commission::Column::Name)
+        .all(db)
+        .await?;
+    with_municipalities(db, all).await
+}
+
+pub async fn commissions_by_ids<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> StoreResult<Vec<CommissionWithMunicipalities>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = commission::Entity::find()
+        .filter(commission::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    with_municipalities(db, found).await
+}
+
+async fn with_municipalities<C: ConnectionTrait>(
+    db: &C,
+    found: Vec<commission::Model>,
+) -> StoreResult<Vec<CommissionWithMunicipalities>> {
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let links = commission_municipality::Entity::find()
+        .filter(
+            commission_municipality::Column::CommissionId.is_in(found.iter().map(|c| c.id)),
+        )
+        .all(db)
+        .await?;
+    let mut by_commission: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for link in links {
+        by_commission
+            .entry(link.commission_id)
+            .or_default()
+            .push(link.municipality_id);
+    }
+    Ok(found
+        .into_iter()
+        .map(|commission| CommissionWithMunicipalities {
+            municipalities: by_commission.remove(&commission.id).unwrap_or_default(),
+            commission,
+        })
+        .collect())
+}
