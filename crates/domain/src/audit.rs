@@ -35,7 +35,10 @@ pub fn canonical(fields: &EventFields<'_>) -> String {
         out.push('\n');
     };
     push("seq", &fields.seq.to_string());
-    push("at", &fields.at.to_rfc3339_opts(SecondsFormat::Micros, true));
+    push(
+        "at",
+        &fields.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+    );
     push("actor", fields.actor.unwrap_or(""));
     push("action", fields.action);
     push("investigation", fields.investigation.unwrap_or(""));
@@ -71,6 +74,7 @@ pub fn verify<'a>(
     let mut previous = start_previous_hash.to_string();
     let mut expected_seq = start_seq;
     let mut checked = 0;
+    #[allow(clippy::explicit_counter_loop)] // `checked` is reported, not only an index
     for (fields, stored) in events {
         checked += 1;
         let recomputed = chain_hash(&previous, &fields);
@@ -117,7 +121,10 @@ mod tests {
             hashes.push(previous.clone());
         }
         let ok = verify(
-            events.iter().cloned().zip(hashes.iter().map(String::as_str)),
+            events
+                .iter()
+                .cloned()
+                .zip(hashes.iter().map(String::as_str)),
             GENESIS_HASH,
             1,
         );
@@ -127,7 +134,10 @@ mod tests {
         let mut tampered = events.clone();
         tampered[1].action = "x";
         let broken = verify(
-            tampered.iter().cloned().zip(hashes.iter().map(String::as_str)),
+            tampered
+                .iter()
+                .cloned()
+                .zip(hashes.iter().map(String::as_str)),
             GENESIS_HASH,
             1,
         );

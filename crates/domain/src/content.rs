@@ -120,8 +120,16 @@ mod tests {
 
     #[test]
     fn uploads_are_recognised_by_their_bytes() {
-        assert_eq!(uploaded_file("r.pdf", b"%PDF-1.7 ...").unwrap().media_type, PDF);
-        assert_eq!(uploaded_file("r.docx", b"PK\x03\x04rest").unwrap().media_type, DOCX);
+        assert_eq!(
+            uploaded_file("r.pdf", b"%PDF-1.7 ...").unwrap().media_type,
+            PDF
+        );
+        assert_eq!(
+            uploaded_file("r.docx", b"PK\x03\x04rest")
+                .unwrap()
+                .media_type,
+            DOCX
+        );
         assert!(uploaded_file("r.pdf", b"MZ\x90\x00").is_err());
         assert!(uploaded_file("r.exe", b"PK\x03\x04rest").is_err());
         let too_big = vec![b'%'; MAX_UPLOAD_BYTES + 1];

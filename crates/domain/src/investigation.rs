@@ -25,9 +25,9 @@ use std::collections::BTreeSet;
 pub const MAX_COMMISSIONS: usize = 20;
 /// Most research questions.
 pub const MAX_RESEARCH_QUESTIONS: usize = 50;
-/// Longest title, research question, reason or comment, in characters.
+/// Longest title, research question or reason, in characters (one line each).
 pub const MAX_LINE_CHARS: usize = 500;
-/// Longest recommendation text, in characters.
+/// Longest recommendation text, comment or note, in characters (may span lines).
 pub const MAX_RECOMMENDATION_CHARS: usize = 10_000;
 
 /// A participating commission with the municipalities it serves.
@@ -696,9 +696,8 @@ impl Investigation {
                         .into_iter()
                         .any(|r| r.filed_at >= epilogue.created_at);
                     if stale {
-                        missing.push(
-                            "an EPILOGUE version newer than every counted response".into(),
-                        );
+                        missing
+                            .push("an EPILOGUE version newer than every counted response".into());
                     }
                 }
             }
@@ -820,7 +819,9 @@ impl Investigation {
                     ));
                 }
                 if self.rebuttal_terms == Some(terms) {
-                    return Err(DomainError::conflict("these rebuttal terms are already set"));
+                    return Err(DomainError::conflict(
+                        "these rebuttal terms are already set",
+                    ));
                 }
                 Ok(vec![Change::RebuttalTermsSet {
                     mode: terms.mode,
@@ -830,7 +831,9 @@ impl Investigation {
             Command::Suspend { reason } => {
                 let reason = check_line("reason", &reason)?;
                 if self.suspended {
-                    return Err(DomainError::conflict("the investigation is already suspended"));
+                    return Err(DomainError::conflict(
+                        "the investigation is already suspended",
+                    ));
                 }
                 Ok(vec![Change::Suspended { reason }])
             }
@@ -909,7 +912,8 @@ impl Investigation {
                 .filter_map(|kind| self.latest_of(*kind).map(|v| v.id))
                 .collect()
         };
-        let freeze = |purpose, versions: Vec<VersionId>| Change::VersionsFrozen { purpose, versions };
+        let freeze =
+            |purpose, versions: Vec<VersionId>| Change::VersionsFrozen { purpose, versions };
         match self.phase {
             Phase::Proposal => vec![freeze(
                 FreezePurpose::ApprovedProposal,

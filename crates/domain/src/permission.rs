@@ -346,8 +346,8 @@ pub fn authorize(
         .any(|capacity| relation.capacities.contains(capacity));
     // Only ADMIN is exempt from seeing the investigation (it sees no content); anyone else
     // who cannot see it gets NOT_FOUND, whatever the action.
-    let visible = context.visible
-        || (!rule.needs_visibility && listed && relation.has(Capacity::Admin));
+    let visible =
+        context.visible || (!rule.needs_visibility && listed && relation.has(Capacity::Admin));
     if !visible {
         return Err(DomainError::NotFound);
     }

@@ -68,7 +68,10 @@ impl Phase {
 
     /// Position in the order of the phase machine (CANCELLED last).
     pub fn ordinal(self) -> usize {
-        Phase::ALL.iter().position(|phase| *phase == self).unwrap_or(0)
+        Phase::ALL
+            .iter()
+            .position(|phase| *phase == self)
+            .unwrap_or(0)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -134,11 +137,7 @@ impl DocumentKind {
             }
             DocumentKind::Epilogue => &[Phase::Epilogue],
             DocumentKind::CoverLetter => &[Phase::Epilogue, Phase::CouncilSubmission],
-            DocumentKind::Annex => &[
-                Phase::Research,
-                Phase::Epilogue,
-                Phase::CouncilSubmission,
-            ],
+            DocumentKind::Annex => &[Phase::Research, Phase::Epilogue, Phase::CouncilSubmission],
         }
     }
 
@@ -181,7 +180,9 @@ impl DocumentKind {
     }
 
     pub fn parse(text: &str) -> Option<DocumentKind> {
-        DocumentKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+        DocumentKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 

@@ -213,7 +213,11 @@ pub fn authorize_admin(actor: &Actor, action: AdminAction) -> Result<(), crate::
         return Err(crate::DomainError::Unauthenticated);
     }
     let allowed = action.allowed_roles();
-    if actor.grants.iter().any(|grant| allowed.contains(&grant.role)) {
+    if actor
+        .grants
+        .iter()
+        .any(|grant| allowed.contains(&grant.role))
+    {
         Ok(())
     } else {
         Err(crate::DomainError::Forbidden(format!(

@@ -4,7 +4,7 @@
 use crate::ids::{CommissionId, MunicipalityId, UserId, VersionId};
 use crate::investigation::{DocumentState, Investigation, ResponseState};
 use crate::permission::{Capacity, Relation};
-use crate::phase::{DocumentKind, Phase};
+use crate::phase::DocumentKind;
 use crate::role::{Actor, Role};
 use std::collections::BTreeSet;
 
@@ -106,6 +106,22 @@ impl View {
         self.everything
     }
 
+    /// Research questions and scope: they are part of the proposal, so whoever sees the
+    /// approved proposal sees them too.
+    pub fn sees_research_questions(&self, investigation: &Investigation) -> bool {
+        self.everything
+            || (investigation.proposal_gate_passed() && self.relation.is_concerned_municipality())
+            || investigation.published
+    }
+
+    /// The rebuttal mode and due date: the team, and college contacts once the draft is
+    /// theirs to answer.
+    pub fn sees_rebuttal_terms(&self, investigation: &Investigation) -> bool {
+        self.everything
+            || (!self.relation.college_of.is_empty()
+                && !investigation.frozen.rebuttal_draft.is_empty())
+    }
+
     /// The audit trail and the event subscription.
     pub fn sees_audit_trail(&self) -> bool {
         self.everything
@@ -116,8 +132,6 @@ impl View {
     pub fn sees_recommendations(&self, investigation: &Investigation) -> bool {
         self.everything
             || (!self.relation.college_of.is_empty()
-                && investigation.phase >= Phase::AdministrativeRebuttal
-                && investigation.phase != Phase::Cancelled
                 && !investigation.frozen.rebuttal_draft.is_empty())
             || investigation.published
     }

@@ -1,0 +1,303 @@
+//! Passwords (argon2id), session tokens, session resolution and login throttling.
+
+use crate::error::{ApiError, ApiResult, Code};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use rkflow_domain::Actor;
+use rkflow_store::entity::user;
+use rkflow_store::{accounts, Db, Origin};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+/// Shortest accepted password.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Longest accepted password (argon2 takes any length; this bounds the work).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Passwords so common that they are refused whatever their length.
+const COMMON_PASSWORDS: &[&str] = &[
+    "123456789012", "1234567890123", "12345678901234", "123456123456", "password1234",
+    "password12345", "passwordpassword", "qwertyuiop12", "qwertyqwerty", "111111111111",
+    "000000000000", "iloveyou1234", "welkom123456", "wachtwoord12", "wachtwoord123",
+    "wachtwoord1234", "welkomwelkom", "letmein12345", "administrator", "adminadmin12",
+    "changeme1234", "abcdefghijkl", "abc123abc123", "rekenkamer2019", "rekenkamer123",
+    "gemeente1234", "zomer2019zomer", "voorjaar2019!", "Welkom01Welkom", "Password123!",
+];
+
+/// Session and login settings.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// A session ends after this long without a request.
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, whatever happens.
+    pub absolute_timeout: Duration,
+    /// Window in which failed logins are counted.
+    pub throttle_window: Duration,
+    /// Failed logins per account within the window before TOO_MANY_REQUESTS.
+    pub max_failures_per_account: u64,
+    /// Failed logins per client address within the window before TOO_MANY_REQUESTS.
+    pub max_failures_per_client: u64,
+    /// argon2id parameters for new hashes; stored hashes below them are rehashed on login.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            idle_timeout: Duration::minutes(60),
+            absolute_timeout: Duration::hours(12),
+            throttle_window: Duration::minutes(15),
+            max_failures_per_account: 5,
+            max_failures_per_client: 50,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+        }
+    }
+}
+
+/// Hashes and verifies passwords off the async threads, at most as many at once as there are
+/// cores, so that a login storm cannot starve other requests.
+#[derive(Clone)]
+pub struct Passwords {
+    params: Params,
+    permits: Arc<Semaphore>,
+    dummy: Arc<OnceLock<String>>,
+}
+
+impl Passwords {
+    pub fn new(config: &AuthConfig) -> ApiResult<Passwords> {
+        let params = Params::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.argon2_parallelism,
+            None,
+        )
+        .map_err(|err| ApiError::internal(&err))?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Passwords {
+            params,
+            permits: Arc::new(Semaphore::new(cores)),
+            dummy: Arc::new(OnceLock::new()),
+        })
+    }
+
+    fn hasher(params: Params) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    }
+
+    /// A PHC string of a new argon2id hash with a fresh random salt.
+    pub async fn hash(&self, password: &str) -> ApiResult<String> {
+        let params = self.params.clone();
+        let password = password.to_string();
+        let _permit = self.permits.acquire().await.map_err(|e| ApiError::internal(&e))?;
+        tokio::task::spawn_blocking(move || {
+            Self::hasher(params)
+                .hash_password(password.as_bytes())
+                .map(|hash| hash.to_string())
+        })
+        .await
+        .map_err(|err| ApiError::internal(&err))?
+        .map_err(|err| ApiError::internal(&err))
+    }
+
+    /// Checks a password. `stored` is `None` for an unknown account: a dummy hash is verified
+    /// instead, so both cases take the same time. Returns (matches, needs_rehash).
+    pub async fn verify(&self, stored: Option<String>, password: &str) -> ApiResult<(bool, bool)> {
+        let known = stored.is_some();
+        let stored = match stored {
+            Some(hash) => hash,
+            None => self.dummy_hash().await?,
+        };
+        let params = self.params.clone();
+        let password = password.to_string();
+        let _permit = self.permits.acquire().await.map_err(|e| ApiError::internal(&e))?;
+        let (matches, weaker) = tokio::task::spawn_blocking(move || {
+            let Ok(parsed) = PasswordHash::new(&stored) else {
+                return (false, false);
+            };
+            let matches = Self::hasher(params.clone())
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            let weaker = Params::try_from(&parsed).map_or(true, |old| {
+                old.m_cost() < params.m_cost()
+                    || old.t_cost() < params.t_cost()
+                    || old.p_cost() < params.p_cost()
+            }) || parsed.algorithm.as_str() != "argon2id";
+            (matches, weaker)
+        })
+        .await
+        .map_err(|err| ApiError::internal(&err))?;
+        Ok((known && matches, known && matches && weaker))
+    }
+
+    async fn dummy_hash(&self) -> ApiResult<String> {
+        if let Some(hash) = self.dummy.get() {
+            return Ok(hash.clone());
+        }
+        let hash = self.hash("rkflow dummy password for unknown accounts").await?;
+        Ok(self.dummy.get_or_init(|| hash).clone())
+    }
+}
+
+/// Checks the password rules.
+pub fn check_password_rules(password: &str) -> ApiResult<()> {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        return Err(ApiError::bad_input(
+            "password",
+            format!("at least {MIN_PASSWORD_CHARS} characters"),
+        ));
+    }
+    if chars > MAX_PASSWORD_CHARS {
+        return Err(ApiError::bad_input(
+            "password",
+            format!("at most {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    let lower = password.to_lowercase();
+    if COMMON_PASSWORDS.iter().any(|common| common.to_lowercase() == lower) {
+        return Err(ApiError::bad_input(
+            "password",
+            "this password is among the most common ones; choose another",
+        ));
+    }
+    Ok(())
+}
+
+/// A new opaque session token: 256 random bits, base64url.
+pub fn new_token() -> ApiResult<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|err| ApiError::internal(&err))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What is stored of a token: its SHA-256.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The throttling key of an account: a hash of the normalised email, so that the attempt log
+/// does not collect addresses.
+pub fn account_key(email: &str) -> String {
+    hex::encode(Sha256::digest(accounts::normalize_email(email).as_bytes()))
+}
+
+/// An authenticated session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub id: Uuid,
+    pub user: user::Model,
+    pub actor: Actor,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// When a session ends, given its start and last activity.
+pub fn session_expiry(
+    config: &AuthConfig,
+    created_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    (last_seen_at + config.idle_timeout).min(created_at + config.absolute_timeout)
+}
+
+/// Resolves a bearer token. `Ok(None)` when no token was sent; UNAUTHENTICATED for an
+/// unknown, expired or revoked token or a disabled user.
+pub async fn resolve_session(
+    db: &Db,
+    config: &AuthConfig,
+    now: DateTime<Utc>,
+    token: Option<&str>,
+) -> ApiResult<Option<Session>> {
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let invalid = || ApiError::new(Code::Unauthenticated, "the session is invalid or has expired");
+    let Some((session, owner)) = accounts::find_session(&db.conn, &token_hash(token)).await? else {
+        return Err(invalid());
+    };
+    let expires_at = session_expiry(config, session.created_at, session.last_seen_at);
+    if session.revoked_at.is_some() || owner.disabled || now >= expires_at || now >= session.expires_at
+    {
+        return Err(invalid());
+    }
+    // Keep the idle window open without writing on every request.
+    if now - session.last_seen_at > Duration::seconds(60) {
+        accounts::touch_session(&db.conn, session.id, now).await?;
+    }
+    let grants = accounts::grants_of(&db.conn, owner.id).await?;
+    let actor = Actor::user(owner.id.into(), grants.iter().map(|g| g.grant));
+    Ok(Some(Session {
+        id: session.id,
+        expires_at: session_expiry(config, session.created_at, now.max(session.last_seen_at)),
+        user: owner,
+        actor,
+    }))
+}
+
+/// Logs in: throttle check, password verification (same answer and time for an unknown email
+/// and a wrong password), rehash when the parameters rose, a new session.
+pub async fn login(
+    db: &Db,
+    config: &AuthConfig,
+    passwords: &Passwords,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    email: &str,
+    password: &str,
+) -> ApiResult<(String, DateTime<Utc>, user::Model)> {
+    let key = account_key(email);
+    let client = origin.client.clone().unwrap_or_default();
+    let (account_failures, client_failures) =
+        accounts::recent_failures(&db.conn, &key, &client, now - config.throttle_window).await?;
+    if account_failures >= config.max_failures_per_account
+        || client_failures >= config.max_failures_per_client
+    {
+        accounts::record_failed_login(db, origin, now, &key, "throttled").await?;
+        return Err(ApiError::new(
+            Code::TooManyRequests,
+            "too many failed logins; wait a few minutes and try again",
+        ));
+    }
+    let found = if password.chars().count() > MAX_PASSWORD_CHARS {
+        None
+    } else {
+        accounts::find_user_by_email(&db.conn, email).await?
+    };
+    let (matches, needs_rehash) = passwords
+        .verify(found.as_ref().map(|u| u.password_hash.clone()), password)
+        .await?;
+    let user = match found {
+        Some(user) if matches && !user.disabled => user,
+        other => {
+            let reason = match other {
+                None => "unknown account",
+                Some(user) if user.disabled => "disabled account",
+                Some(_) => "wrong password",
+            };
+            accounts::record_failed_login(db, origin, now, &key, reason).await?;
+            return Err(ApiError::new(
+                Code::Unauthenticated,
+                "the email address or password is not correct",
+            ));
+        }
+    };
+    let origin = Origin {
+        actor: Some(user.id),
+        client: origin.client.clone(),
+    };
+    if needs_rehash {
+        let rehashed = passwords.hash(password).await?;
+        accounts::replace_password_hash(db, &origin, now, user.id, &rehashed).await?;
+    }
+    let token = new_token()?;
+    let expires_at = now + config.absolute_timeout;
+    accounts::create_session(db, &origin, now, user.id, &token_hash(&token), expires_at, &key)
+        .await?;
+    Ok((token, session_expiry(config, now, now), user))
+}

@@ -1,0 +1,215 @@
+//! Shared state (one per server) and request context (one per request), and the per-request
+//! DataLoaders that batch database reads.
+
+use crate::auth::{AuthConfig, Passwords, Session};
+use crate::clock::Clock;
+use crate::error::{ApiError, ApiResult};
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::Context;
+use rkflow_domain::Actor;
+use rkflow_store::entity::{audit_event, municipality, user};
+use rkflow_store::investigations::Loaded;
+use rkflow_store::organisation::CommissionWithMunicipalities;
+use rkflow_domain::role::StoredGrant;
+use rkflow_store::{accounts, investigations, organisation, Db, Origin};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// Audit events as they are committed, for subscriptions.
+#[derive(Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Arc<audit_event::Model>>,
+}
+
+impl EventBus {
+    pub fn new() -> EventBus {
+        let (sender, _) = broadcast::channel(1024);
+        EventBus { sender }
+    }
+
+    pub fn publish(&self, events: Vec<audit_event::Model>) {
+        for event in events {
+            let _ = self.sender.send(Arc::new(event));
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<audit_event::Model>> {
+        self.sender.subscribe()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus::new()
+    }
+}
+
+/// Everything the resolvers share, for the life of the server.
+#[derive(Clone)]
+pub struct ApiState {
+    pub db: Db,
+    pub clock: Clock,
+    pub auth: AuthConfig,
+    pub passwords: Passwords,
+    pub events: EventBus,
+}
+
+/// Who is asking, and from where.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    pub session: Option<Session>,
+    /// The client address.
+    pub client: Option<String>,
+    /// The token the request carried (for logout).
+    pub request_id: String,
+}
+
+impl RequestContext {
+    pub fn actor(&self) -> Actor {
+        self.session
+            .as_ref()
+            .map(|s| s.actor.clone())
+            .unwrap_or_else(Actor::anonymous)
+    }
+
+    pub fn origin(&self) -> Origin {
+        Origin {
+            actor: self.session.as_ref().map(|s| s.user.id),
+            client: self.client.clone(),
+        }
+    }
+}
+
+pub fn state<'a>(ctx: &Context<'a>) -> &'a ApiState {
+    ctx.data_unchecked::<ApiState>()
+}
+
+pub fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
+    ctx.data_unchecked::<RequestContext>()
+}
+
+/// The session, or UNAUTHENTICATED.
+pub fn session<'a>(ctx: &Context<'a>) -> ApiResult<&'a Session> {
+    request(ctx)
+        .session
+        .as_ref()
+        .ok_or_else(ApiError::unauthenticated)
+}
+
+macro_rules! batch_loader {
+    ($(#[$doc:meta])* $name:ident, $value:ty, |$db:ident, $keys:ident| $body:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub Db);
+
+        impl Loader<Uuid> for $name {
+            type Value = $value;
+            type Error = Arc<String>;
+
+            async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+                let $db = &self.0;
+                let $keys = keys;
+                let result: Result<HashMap<Uuid, Self::Value>, rkflow_store::StoreError> =
+                    async { $body }.await;
+                result.map_err(|err| {
+                    tracing::error!(error = %err, "loader failed");
+                    Arc::new("load failed".to_string())
+                })
+            }
+        }
+    };
+}
+
+batch_loader!(
+    /// Investigations with everything the rules need, a fixed number of statements per batch.
+    InvestigationLoader,
+    Arc<Loaded>,
+    |db, keys| Ok(investigations::load_many(&db.conn, keys)
+        .await?
+        .into_iter()
+        .map(|l| (l.id(), Arc::new(l)))
+        .collect())
+);
+batch_loader!(
+    UserLoader,
+    user::Model,
+    |db, keys| Ok(accounts::find_users(&db.conn, keys)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect())
+);
+batch_loader!(
+    CommissionLoader,
+    CommissionWithMunicipalities,
+    |db, keys| Ok(organisation::commissions_by_ids(&db.conn, keys)
+        .await?
+        .into_iter()
+        .map(|c| (c.commission.id, c))
+        .collect())
+);
+batch_loader!(
+    MunicipalityLoader,
+    municipality::Model,
+    |db, keys| Ok(organisation::municipalities_by_ids(&db.conn, keys)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect())
+);
+batch_loader!(
+    /// Markdown text of versions.
+    MarkdownLoader,
+    String,
+    |db, keys| investigations::markdown_bodies(&db.conn, keys).await
+);
+batch_loader!(
+    /// Role grants per user.
+    GrantLoader,
+    StoredGrantList,
+    |db, keys| {
+        let mut by_user: HashMap<Uuid, StoredGrantList> =
+            keys.iter().map(|k| (*k, StoredGrantList::default())).collect();
+        for (user, grant) in accounts::grants_of_users(&db.conn, keys).await? {
+            by_user.entry(user).or_default().0.push(grant);
+        }
+        Ok(by_user)
+    }
+);
+
+/// The per-request loaders; the server inserts them into each request's data.
+pub struct Loaders {
+    pub investigations: DataLoader<InvestigationLoader>,
+    pub users: DataLoader<UserLoader>,
+    pub commissions: DataLoader<CommissionLoader>,
+    pub municipalities: DataLoader<MunicipalityLoader>,
+    pub markdown: DataLoader<MarkdownLoader>,
+    pub grants: DataLoader<GrantLoader>,
+}
+
+impl Loaders {
+    pub fn new(db: &Db) -> Loaders {
+        Loaders {
+            investigations: DataLoader::new(InvestigationLoader(db.clone()), tokio::spawn),
+            users: DataLoader::new(UserLoader(db.clone()), tokio::spawn),
+            commissions: DataLoader::new(CommissionLoader(db.clone()), tokio::spawn),
+            municipalities: DataLoader::new(MunicipalityLoader(db.clone()), tokio::spawn),
+            markdown: DataLoader::new(MarkdownLoader(db.clone()), tokio::spawn),
+            grants: DataLoader::new(GrantLoader(db.clone()), tokio::spawn),
+        }
+    }
+}
+
+pub fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
+    ctx.data_unchecked::<Loaders>()
+}
+
+/// Maps a loader failure to INTERNAL.
+pub fn load_failed(err: Arc<String>) -> ApiError {
+    ApiError::internal(&err)
+}
+
+/// A user's grants (a loader value).
+#[derive(Clone, Debug, Default)]
+pub struct StoredGrantList(pub Vec<StoredGrant>);

@@ -1,0 +1,250 @@
+//! The query root.
+
+use crate::context::{loaders, load_failed, request, session, state};
+use crate::error::{ApiError, ApiResult};
+use crate::types::{
+    parse_id, AuditEventConnection, AuditEventEdge, AuditEventObject, AuditVerification,
+    CommissionObject, InvestigationConnection, InvestigationEdge, InvestigationObject,
+    MunicipalityObject, PageInfo, Phase, UserObject,
+};
+use async_graphql::{Context, Object, ID};
+use base64::Engine;
+use rkflow_domain::visibility::{listing_filter, ListingFilter};
+use rkflow_domain::{Action, Actor};
+use rkflow_store::{audit, investigations, organisation};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Default and largest page sizes.
+pub const DEFAULT_PAGE: i32 = 20;
+pub const MAX_PAGE: i32 = 100;
+
+pub fn encode_cursor(text: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+pub fn decode_cursor(field: &str, cursor: &str) -> ApiResult<String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| ApiError::bad_input(field, "not a cursor this server issued"))
+}
+
+pub fn page_size(first: Option<i32>) -> ApiResult<u64> {
+    match first.unwrap_or(DEFAULT_PAGE) {
+        n if (0..=MAX_PAGE).contains(&n) => Ok(n as u64),
+        _ => Err(ApiError::bad_input(
+            "first",
+            format!("between 0 and {MAX_PAGE}"),
+        )),
+    }
+}
+
+/// Loads an investigation for the caller: NOT_FOUND when it does not exist or they may not
+/// see it.
+pub async fn visible_investigation(
+    ctx: &Context<'_>,
+    id: Uuid,
+) -> ApiResult<InvestigationObject> {
+    let loaded = loaders(ctx)
+        .investigations
+        .load_one(id)
+        .await
+        .map_err(load_failed)?
+        .ok_or_else(ApiError::not_found)?;
+    InvestigationObject::for_actor(loaded, &request(ctx).actor()).ok_or_else(ApiError::not_found)
+}
+
+async fn investigation_page(
+    ctx: &Context<'_>,
+    filter: &ListingFilter,
+    actor: &Actor,
+    first: Option<i32>,
+    after: Option<String>,
+    phase: Option<Phase>,
+) -> ApiResult<InvestigationConnection> {
+    let first = page_size(first)?;
+    let after = match after {
+        Some(cursor) => Some(
+            Uuid::parse_str(&decode_cursor("after", &cursor)?)
+                .map_err(|_| ApiError::bad_input("after", "not a cursor this server issued"))?,
+        ),
+        None => None,
+    };
+    let page = investigations::list(
+        &state(ctx).db.conn,
+        filter,
+        phase.map(Into::into),
+        after,
+        first,
+    )
+    .await?;
+    let found = loaders(ctx)
+        .investigations
+        .load_many(page.ids.iter().copied())
+        .await
+        .map_err(load_failed)?;
+    let edges: Vec<InvestigationEdge> = page
+        .ids
+        .iter()
+        .filter_map(|id| found.get(id).cloned())
+        .filter_map(|loaded| InvestigationObject::for_actor(loaded, actor))
+        .map(|node| InvestigationEdge {
+            cursor: encode_cursor(&node.loaded.row.id.to_string()),
+            node,
+        })
+        .collect();
+    Ok(InvestigationConnection {
+        page_info: PageInfo {
+            has_next_page: page.has_next,
+            end_cursor: edges.last().map(|e| e.cursor.clone()),
+        },
+        edges,
+        total_count: i32::try_from(page.total).unwrap_or(i32::MAX),
+    })
+}
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// The logged-in user; null without a session.
+    async fn me(&self, ctx: &Context<'_>) -> Option<UserObject> {
+        request(ctx).session.as_ref().map(|s| UserObject {
+            model: s.user.clone(),
+        })
+    }
+
+    async fn municipalities(&self, ctx: &Context<'_>) -> ApiResult<Vec<MunicipalityObject>> {
+        session(ctx)?;
+        Ok(organisation::municipalities(&state(ctx).db.conn)
+            .await?
+            .into_iter()
+            .map(MunicipalityObject)
+            .collect())
+    }
+
+    async fn commissions(&self, ctx: &Context<'_>) -> ApiResult<Vec<CommissionObject>> {
+        session(ctx)?;
+        Ok(organisation::commissions(&state(ctx).db.conn)
+            .await?
+            .into_iter()
+            .map(CommissionObject)
+            .collect())
+    }
+
+    /// Null when it does not exist or the caller may not see it: the two are indistinguishable.
+    async fn investigation(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> ApiResult<Option<InvestigationObject>> {
+        let Ok(id) = parse_id(&id) else {
+            return Ok(None);
+        };
+        match visible_investigation(ctx, id).await {
+            Ok(found) => Ok(Some(found)),
+            Err(err) if err.code == crate::error::Code::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Only what the caller may see, newest first.
+    async fn investigations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        phase: Option<Phase>,
+    ) -> ApiResult<InvestigationConnection> {
+        let actor = request(ctx).actor();
+        let filter = listing_filter(&actor);
+        investigation_page(ctx, &filter, &actor, first, after, phase).await
+    }
+
+    /// No login needed: investigations whose bundle has been published.
+    async fn published_investigations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<InvestigationConnection> {
+        let filter = ListingFilter {
+            published: true,
+            ..ListingFilter::default()
+        };
+        investigation_page(ctx, &filter, &Actor::anonymous(), first, after, None).await
+    }
+
+    /// The audit events of one investigation, oldest first (its team only).
+    async fn audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<AuditEventConnection> {
+        session(ctx)?;
+        let id = parse_id(&investigation_id)?;
+        let found = visible_investigation(ctx, id).await?;
+        found
+            .loaded
+            .domain
+            .authorize(&request(ctx).actor(), Action::ViewAuditTrail)?;
+        let first = page_size(first)?;
+        let after = match after {
+            Some(cursor) => Some(
+                decode_cursor("after", &cursor)?
+                    .parse::<i64>()
+                    .map_err(|_| ApiError::bad_input("after", "not a cursor this server issued"))?,
+            ),
+            None => None,
+        };
+        let db = &state(ctx).db.conn;
+        let mut events = audit::events_of(db, id, after, first + 1).await?;
+        let has_next = events.len() as u64 > first;
+        events.truncate(first as usize);
+        let total = audit::count_of(db, id).await?;
+        let edges: Vec<AuditEventEdge> = events
+            .into_iter()
+            .map(|event| AuditEventEdge {
+                cursor: encode_cursor(&event.seq.to_string()),
+                node: AuditEventObject(Arc::new(event)),
+            })
+            .collect();
+        Ok(AuditEventConnection {
+            page_info: PageInfo {
+                has_next_page: has_next,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            total_count: i32::try_from(total).unwrap_or(i32::MAX),
+        })
+    }
+
+    /// Whether the stored audit chain is intact (ADMIN or a participating chair). The chain
+    /// spans the whole log, so this checks every event up to now.
+    async fn verify_audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+    ) -> ApiResult<AuditVerification> {
+        session(ctx)?;
+        let id = parse_id(&investigation_id)?;
+        let loaded = investigations::load(&state(ctx).db.conn, id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        loaded
+            .domain
+            .authorize(&request(ctx).actor(), Action::VerifyAuditTrail)?;
+        let verification = audit::verify_chain(&state(ctx).db.conn).await?;
+        Ok(AuditVerification {
+            intact: verification.intact,
+            events_checked: i32::try_from(verification.events_checked).unwrap_or(i32::MAX),
+            first_broken_seq: verification
+                .first_broken_seq
+                .map(|seq| i32::try_from(seq).unwrap_or(i32::MAX)),
+        })
+    }
+}

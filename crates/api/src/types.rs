@@ -1,0 +1,763 @@
+//! GraphQL object types. They wrap store rows and the caller's [`View`], and ask the domain's
+//! visibility rules for every nested list, so no path shows more than the root would.
+
+use crate::context::{loaders, load_failed, request, state};
+use crate::error::{ApiError, ApiResult};
+use async_graphql::{Context, Enum, ID, InputValueError, InputValueResult, Object, Scalar, ScalarType, Value};
+use chrono::{DateTime, NaiveDate, Utc};
+use rkflow_domain::role::StoredGrant;
+use rkflow_domain::visibility::View;
+use rkflow_domain::{Actor, Scope};
+use rkflow_store::entity::{
+    approval, audit_event, document, document_version, municipality, recommendation, user,
+};
+use rkflow_store::investigations::Loaded;
+use rkflow_store::organisation::CommissionWithMunicipalities;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A calendar day, `YYYY-MM-DD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Date(pub NaiveDate);
+
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|_| InputValueError::custom("expected a date as YYYY-MM-DD")),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "rkflow_domain::Role")]
+pub enum Role {
+    Admin,
+    Chair,
+    Member,
+    Secretary,
+    CollegeContact,
+    CivilServiceContact,
+    Griffier,
+    CouncilMember,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "rkflow_domain::Phase")]
+pub enum Phase {
+    Proposal,
+    Research,
+    AdministrativeRebuttal,
+    Epilogue,
+    CouncilSubmission,
+    FollowUp,
+    Closed,
+    Cancelled,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "rkflow_domain::DocumentKind")]
+pub enum DocumentKind {
+    Proposal,
+    ResearchReport,
+    Conclusions,
+    FactualResponse,
+    AdministrativeResponse,
+    Epilogue,
+    CoverLetter,
+    Annex,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "rkflow_domain::ResponseMode")]
+pub enum ResponseMode {
+    Joint,
+    Separate,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "rkflow_domain::RecommendationAddressee")]
+pub enum RecommendationAddressee {
+    Council,
+    College,
+    Administration,
+}
+
+/// Parses an `ID` argument; anything but a UUID is NOT_FOUND (no object has that id).
+pub fn parse_id(id: &ID) -> ApiResult<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| ApiError::not_found())
+}
+
+/// Parses an `ID` argument that names something to act on; a malformed id is BAD_USER_INPUT.
+pub fn parse_input_id(field: &str, id: &ID) -> ApiResult<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| ApiError::bad_input(field, "not a valid id"))
+}
+
+pub struct UserObject {
+    pub model: user::Model,
+}
+
+#[Object(name = "User")]
+impl UserObject {
+    async fn id(&self) -> ID {
+        ID(self.model.id.to_string())
+    }
+
+    async fn email(&self) -> &str {
+        &self.model.email
+    }
+
+    async fn name(&self) -> &str {
+        &self.model.name
+    }
+
+    /// The user's role grants: shown to the user and to ADMINs only.
+    async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<RoleGrantObject>> {
+        let actor = request(ctx).actor();
+        if actor.user != Some(self.model.id.into()) && !actor.is_admin() {
+            return Ok(Vec::new());
+        }
+        let grants = loaders(ctx)
+            .grants
+            .load_one(self.model.id)
+            .await
+            .map_err(load_failed)?
+            .unwrap_or_default();
+        Ok(grants.0.into_iter().map(RoleGrantObject).collect())
+    }
+
+    /// Whether the account is disabled (shown to the user and to ADMINs).
+    async fn disabled(&self, ctx: &Context<'_>) -> bool {
+        let actor = request(ctx).actor();
+        (actor.user == Some(self.model.id.into()) || actor.is_admin()) && self.model.disabled
+    }
+}
+
+pub struct RoleGrantObject(pub StoredGrant);
+
+#[Object(name = "RoleGrant")]
+impl RoleGrantObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.0.to_string())
+    }
+
+    async fn role(&self) -> Role {
+        self.0.grant.role.into()
+    }
+
+    async fn commission(&self, ctx: &Context<'_>) -> ApiResult<Option<CommissionObject>> {
+        match self.0.grant.scope {
+            Scope::Commission(id) => load_commission(ctx, id.0).await,
+            _ => Ok(None),
+        }
+    }
+
+    async fn municipality(&self, ctx: &Context<'_>) -> ApiResult<Option<MunicipalityObject>> {
+        match self.0.grant.scope {
+            Scope::Municipality(id) => load_municipality(ctx, id.0).await,
+            _ => Ok(None),
+        }
+    }
+}
+
+pub async fn load_commission(ctx: &Context<'_>, id: Uuid) -> ApiResult<Option<CommissionObject>> {
+    Ok(loaders(ctx)
+        .commissions
+        .load_one(id)
+        .await
+        .map_err(load_failed)?
+        .map(CommissionObject))
+}
+
+pub async fn load_municipality(
+    ctx: &Context<'_>,
+    id: Uuid,
+) -> ApiResult<Option<MunicipalityObject>> {
+    Ok(loaders(ctx)
+        .municipalities
+        .load_one(id)
+        .await
+        .map_err(load_failed)?
+        .map(MunicipalityObject))
+}
+
+async fn load_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<UserObject> {
+    loaders(ctx)
+        .users
+        .load_one(id)
+        .await
+        .map_err(load_failed)?
+        .map(|model| UserObject { model })
+        .ok_or_else(|| ApiError::internal(&format!("user {id} referenced but missing")))
+}
+
+pub struct MunicipalityObject(pub municipality::Model);
+
+#[Object(name = "Municipality")]
+impl MunicipalityObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The gemeenteraad.
+    async fn council(&self) -> CouncilObject {
+        CouncilObject(self.0.clone())
+    }
+
+    /// The college van burgemeester en wethouders.
+    async fn college(&self) -> CollegeObject {
+        CollegeObject(self.0.clone())
+    }
+}
+
+pub struct CouncilObject(pub municipality::Model);
+
+#[Object(name = "Council")]
+impl CouncilObject {
+    async fn id(&self) -> ID {
+        ID(self.0.council_id.to_string())
+    }
+
+    async fn name(&self) -> String {
+        format!("Gemeenteraad {}", self.0.name)
+    }
+
+    async fn municipality(&self) -> MunicipalityObject {
+        MunicipalityObject(self.0.clone())
+    }
+}
+
+pub struct CollegeObject(pub municipality::Model);
+
+#[Object(name = "College")]
+impl CollegeObject {
+    async fn id(&self) -> ID {
+        ID(self.0.college_id.to_string())
+    }
+
+    async fn name(&self) -> String {
+        format!("College van B&W {}", self.0.name)
+    }
+
+    async fn municipality(&self) -> MunicipalityObject {
+        MunicipalityObject(self.0.clone())
+    }
+}
+
+pub struct CommissionObject(pub CommissionWithMunicipalities);
+
+#[Object(name = "Commission")]
+impl CommissionObject {
+    async fn id(&self) -> ID {
+        ID(self.0.commission.id.to_string())
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.commission.name
+    }
+
+    async fn municipalities(&self, ctx: &Context<'_>) -> ApiResult<Vec<MunicipalityObject>> {
+        let found = loaders(ctx)
+            .municipalities
+            .load_many(self.0.municipalities.iter().copied())
+            .await
+            .map_err(load_failed)?;
+        Ok(self
+            .0
+            .municipalities
+            .iter()
+            .filter_map(|id| found.get(id).cloned())
+            .map(MunicipalityObject)
+            .collect())
+    }
+
+    /// Term of the administrative rebuttal in days (the commission's policy).
+    async fn rebuttal_term_days(&self) -> i32 {
+        self.0.commission.rebuttal_term_days
+    }
+
+    /// Term of the factual check in days (the commission's policy).
+    async fn factual_check_term_days(&self) -> i32 {
+        self.0.commission.factual_check_term_days
+    }
+}
+
+/// An investigation as one caller sees it.
+#[derive(Clone)]
+pub struct InvestigationObject {
+    pub loaded: Arc<Loaded>,
+    pub view: Arc<View>,
+}
+
+impl InvestigationObject {
+    /// `None` when the actor may not see it (indistinguishable from not existing).
+    pub fn for_actor(loaded: Arc<Loaded>, actor: &Actor) -> Option<InvestigationObject> {
+        let view = View::of(&loaded.domain, actor);
+        view.investigation.then(|| InvestigationObject {
+            loaded,
+            view: Arc::new(view),
+        })
+    }
+
+    fn document_object(&self, model: &document::Model) -> Option<DocumentObject> {
+        let domain = self.loaded.domain_document(model.id)?;
+        let versions: Vec<document_version::Model> = self
+            .loaded
+            .versions_of(model.id)
+            .filter(|v| {
+                self.view
+                    .sees_version(&self.loaded.domain, domain, v.id.into())
+            })
+            .cloned()
+            .collect();
+        (!versions.is_empty()).then(|| DocumentObject {
+            model: model.clone(),
+            versions,
+        })
+    }
+}
+
+#[Object(name = "Investigation")]
+impl InvestigationObject {
+    async fn id(&self) -> ID {
+        ID(self.loaded.row.id.to_string())
+    }
+
+    async fn title(&self) -> &str {
+        &self.loaded.row.title
+    }
+
+    async fn phase(&self) -> Phase {
+        self.loaded.domain.phase.into()
+    }
+
+    async fn suspended(&self) -> bool {
+        self.loaded.domain.suspended
+    }
+
+    async fn commissions(&self, ctx: &Context<'_>) -> ApiResult<Vec<CommissionObject>> {
+        let found = loaders(ctx)
+            .commissions
+            .load_many(self.loaded.commission_ids.iter().copied())
+            .await
+            .map_err(load_failed)?;
+        Ok(self
+            .loaded
+            .commission_ids
+            .iter()
+            .filter_map(|id| found.get(id).cloned())
+            .map(CommissionObject)
+            .collect())
+    }
+
+    /// The concerned municipalities: those the participating commissions serve.
+    async fn municipalities(&self, ctx: &Context<'_>) -> ApiResult<Vec<MunicipalityObject>> {
+        let ids: Vec<Uuid> = self
+            .loaded
+            .domain
+            .municipalities()
+            .into_iter()
+            .map(|m| m.0)
+            .collect();
+        let found = loaders(ctx)
+            .municipalities
+            .load_many(ids.iter().copied())
+            .await
+            .map_err(load_failed)?;
+        let mut list: Vec<municipality::Model> =
+            ids.iter().filter_map(|id| found.get(id).cloned()).collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(list.into_iter().map(MunicipalityObject).collect())
+    }
+
+    /// Shown to the team, and to whoever sees the approved proposal they come from.
+    async fn research_questions(&self) -> Vec<String> {
+        if self.view.sees_research_questions(&self.loaded.domain) {
+            self.loaded.research_questions()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Start of the period under investigation.
+    async fn scope_start(&self) -> Option<Date> {
+        self.view
+            .sees_research_questions(&self.loaded.domain)
+            .then_some(self.loaded.row.scope_start.map(Date))
+            .flatten()
+    }
+
+    /// End of the period under investigation.
+    async fn scope_end(&self) -> Option<Date> {
+        self.view
+            .sees_research_questions(&self.loaded.domain)
+            .then_some(self.loaded.row.scope_end.map(Date))
+            .flatten()
+    }
+
+    async fn rapporteurs(&self, ctx: &Context<'_>) -> ApiResult<Vec<RapporteurObject>> {
+        if !self.view.sees_internals() {
+            return Ok(Vec::new());
+        }
+        let mut list = Vec::new();
+        for r in &self.loaded.rapporteurs {
+            list.push(RapporteurObject {
+                user: load_user(ctx, r.user_id).await?,
+                commission: r.commission_id,
+            });
+        }
+        Ok(list)
+    }
+
+    /// Documents with at least one version the caller may see, with only those versions.
+    async fn documents(&self) -> Vec<DocumentObject> {
+        self.loaded
+            .documents
+            .iter()
+            .filter_map(|d| self.document_object(d))
+            .collect()
+    }
+
+    /// The still-valid approvals of the current phase's gate.
+    async fn approvals(&self) -> Vec<ApprovalObject> {
+        if !self.view.sees_internals() {
+            return Vec::new();
+        }
+        self.loaded
+            .approvals
+            .iter()
+            .cloned()
+            .map(ApprovalObject)
+            .collect()
+    }
+
+    /// The commissions whose approval of the current gate is still missing (team only).
+    async fn missing_approvals(&self, ctx: &Context<'_>) -> ApiResult<Vec<CommissionObject>> {
+        if !self.view.sees_internals() || self.loaded.domain.phase.is_terminal() {
+            return Ok(Vec::new());
+        }
+        let mut list = Vec::new();
+        for participant in self.loaded.domain.missing_approvals() {
+            if let Some(c) = load_commission(ctx, participant.id.0).await? {
+                list.push(c);
+            }
+        }
+        Ok(list)
+    }
+
+    /// What the current gate still lacks besides approvals (team only; empty when complete).
+    async fn gate_requirements(&self, ctx: &Context<'_>) -> Vec<String> {
+        if !self.view.sees_internals() || self.loaded.domain.phase.is_terminal() {
+            return Vec::new();
+        }
+        self.loaded.domain.gate_guard(state(ctx).clock.now())
+    }
+
+    async fn rebuttal_mode(&self) -> Option<ResponseMode> {
+        if self.view.sees_rebuttal_terms(&self.loaded.domain) {
+            self.loaded.domain.rebuttal_terms.map(|t| t.mode.into())
+        } else {
+            None
+        }
+    }
+
+    /// The explicit due date of the rebuttal, when one was set.
+    async fn rebuttal_due_date(&self) -> Option<Date> {
+        if self.view.sees_rebuttal_terms(&self.loaded.domain) {
+            self.loaded
+                .domain
+                .rebuttal_terms
+                .and_then(|t| t.due_date)
+                .map(Date)
+        } else {
+            None
+        }
+    }
+
+    async fn recommendations(&self) -> Vec<RecommendationObject> {
+        if !self.view.sees_recommendations(&self.loaded.domain) {
+            return Vec::new();
+        }
+        self.loaded
+            .recommendations
+            .iter()
+            .cloned()
+            .map(RecommendationObject)
+            .collect()
+    }
+
+    async fn published_at(&self) -> Option<DateTime<Utc>> {
+        self.loaded.row.published_at
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.loaded.row.created_at
+    }
+}
+
+pub struct RapporteurObject {
+    pub user: UserObject,
+    pub commission: Uuid,
+}
+
+#[Object(name = "Rapporteur")]
+impl RapporteurObject {
+    async fn user(&self) -> &UserObject {
+        &self.user
+    }
+
+    async fn commission(&self, ctx: &Context<'_>) -> ApiResult<CommissionObject> {
+        load_commission(ctx, self.commission)
+            .await?
+            .ok_or_else(|| ApiError::internal(&"rapporteur of a missing commission"))
+    }
+}
+
+pub struct DocumentObject {
+    pub model: document::Model,
+    /// Only the versions the caller may see.
+    pub versions: Vec<document_version::Model>,
+}
+
+#[Object(name = "Document")]
+impl DocumentObject {
+    async fn id(&self) -> ID {
+        ID(self.model.id.to_string())
+    }
+
+    async fn kind(&self) -> ApiResult<DocumentKind> {
+        rkflow_domain::DocumentKind::parse(&self.model.kind)
+            .map(Into::into)
+            .ok_or_else(|| ApiError::internal(&"unknown document kind"))
+    }
+
+    async fn title(&self) -> &str {
+        &self.model.title
+    }
+
+    async fn versions(&self) -> Vec<VersionObject> {
+        self.versions.iter().cloned().map(VersionObject).collect()
+    }
+
+    async fn latest_version(&self) -> Option<VersionObject> {
+        self.versions.last().cloned().map(VersionObject)
+    }
+}
+
+pub struct VersionObject(pub document_version::Model);
+
+/// The URL path at which a version's bytes are served.
+pub fn download_path(version: Uuid) -> String {
+    format!("/files/versions/{version}")
+}
+
+#[Object(name = "DocumentVersion")]
+impl VersionObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn number(&self) -> i32 {
+        self.0.number
+    }
+
+    async fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+
+    async fn size_bytes(&self) -> i32 {
+        i32::try_from(self.0.size_bytes).unwrap_or(i32::MAX)
+    }
+
+    async fn media_type(&self) -> &str {
+        &self.0.media_type
+    }
+
+    /// The file name of an uploaded version.
+    async fn file_name(&self) -> Option<&str> {
+        self.0.file_name.as_deref()
+    }
+
+    /// The text, for Markdown versions.
+    async fn content(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        if self.0.media_type != rkflow_domain::content::MARKDOWN {
+            return Ok(None);
+        }
+        loaders(ctx)
+            .markdown
+            .load_one(self.0.id)
+            .await
+            .map_err(load_failed)
+    }
+
+    /// An authenticated HTTP GET of the exact bytes (send the same Bearer token).
+    async fn download_url(&self) -> String {
+        download_path(self.0.id)
+    }
+
+    async fn author(&self, ctx: &Context<'_>) -> ApiResult<UserObject> {
+        load_user(ctx, self.0.author_id).await
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+}
+
+pub struct ApprovalObject(pub approval::Model);
+
+#[Object(name = "Approval")]
+impl ApprovalObject {
+    async fn phase(&self) -> ApiResult<Phase> {
+        rkflow_domain::Phase::parse(&self.0.phase)
+            .map(Into::into)
+            .ok_or_else(|| ApiError::internal(&"unknown phase"))
+    }
+
+    async fn commission(&self, ctx: &Context<'_>) -> ApiResult<CommissionObject> {
+        load_commission(ctx, self.0.commission_id)
+            .await?
+            .ok_or_else(|| ApiError::internal(&"approval of a missing commission"))
+    }
+
+    async fn approved_by(&self, ctx: &Context<'_>) -> ApiResult<UserObject> {
+        load_user(ctx, self.0.approved_by).await
+    }
+
+    async fn approved_at(&self) -> DateTime<Utc> {
+        self.0.approved_at
+    }
+
+    async fn comment(&self) -> Option<&str> {
+        self.0.comment.as_deref()
+    }
+}
+
+pub struct RecommendationObject(pub recommendation::Model);
+
+#[Object(name = "Recommendation")]
+impl RecommendationObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn number(&self) -> i32 {
+        self.0.number
+    }
+
+    async fn text(&self) -> &str {
+        &self.0.text
+    }
+
+    async fn addressee(&self) -> ApiResult<RecommendationAddressee> {
+        rkflow_domain::RecommendationAddressee::parse(&self.0.addressee)
+            .map(Into::into)
+            .ok_or_else(|| ApiError::internal(&"unknown addressee"))
+    }
+}
+
+pub struct AuditEventObject(pub Arc<audit_event::Model>);
+
+#[Object(name = "AuditEvent")]
+impl AuditEventObject {
+    async fn seq(&self) -> i32 {
+        i32::try_from(self.0.seq).unwrap_or(i32::MAX)
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+
+    async fn actor(&self, ctx: &Context<'_>) -> ApiResult<Option<UserObject>> {
+        match self.0.actor_id {
+            Some(id) => Ok(Some(load_user(ctx, id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+
+    async fn investigation_id(&self) -> Option<ID> {
+        self.0.investigation_id.map(|id| ID(id.to_string()))
+    }
+
+    /// The changed values, as canonical JSON.
+    async fn data(&self) -> &str {
+        &self.0.data
+    }
+
+    async fn hash(&self) -> &str {
+        &self.0.hash
+    }
+}
+
+#[derive(async_graphql::SimpleObject)]
+#[graphql(name = "AuditVerification")]
+pub struct AuditVerification {
+    pub intact: bool,
+    pub events_checked: i32,
+    /// The first event whose hash does not match, when not intact.
+    pub first_broken_seq: Option<i32>,
+}
+
+#[derive(async_graphql::SimpleObject)]
+#[graphql(name = "PageInfo")]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(async_graphql::SimpleObject)]
+#[graphql(name = "InvestigationEdge")]
+pub struct InvestigationEdge {
+    pub cursor: String,
+    pub node: InvestigationObject,
+}
+
+#[derive(async_graphql::SimpleObject)]
+#[graphql(name = "InvestigationConnection")]
+pub struct InvestigationConnection {
+    pub edges: Vec<InvestigationEdge>,
+    pub page_info: PageInfo,
+    pub total_count: i32,
+}
+
+#[derive(async_graphql::SimpleObject)]
+#[graphql(name = "AuditEventEdge")]
+pub struct AuditEventEdge {
+    pub cursor: String,
+    pub node: AuditEventObject,
+}
+
+#[derive(async_graphql::SimpleObject)]
+#[graphql(name = "AuditEventConnection")]
+pub struct AuditEventConnection {
+    pub edges: Vec<AuditEventEdge>,
+    pub page_info: PageInfo,
+    pub total_count: i32,
+}
+
+#[derive(async_graphql::SimpleObject)]
+#[graphql(name = "LoginPayload")]
+pub struct LoginPayload {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: UserObject,
+}
