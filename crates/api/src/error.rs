@@ -5,7 +5,9 @@
 //! type into an error by its text, and that path must never carry a database message.
 
 use rkflow_domain::DomainError;
+use async_graphql::ErrorExtensions;
 use rkflow_store::StoreError;
+use rkflow_store::sea_orm_err;
 
 /// The codes the contract lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +106,12 @@ impl From<StoreError> for ApiError {
             StoreError::Domain(domain) => domain.into(),
             other => ApiError::internal(&other),
         }
+    }
+}
+
+impl From<sea_orm_err::DbErr> for ApiError {
+    fn from(err: sea_orm_err::DbErr) -> ApiError {
+        ApiError::internal(&err)
     }
 }
 

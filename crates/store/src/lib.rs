@@ -16,3 +16,8 @@ pub mod organisation;
 pub use audit::Origin;
 pub use db::Db;
 pub use error::{StoreError, StoreResult};
+
+/// The database error type, for callers that convert it.
+pub mod sea_orm_err {
+    pub use sea_orm::DbErr;
+}

@@ -1,0 +1,66 @@
+//! Downloads of version bytes, decided by the same visibility rules as the GraphQL fields.
+
+use crate::context::ApiState;
+use crate::error::{ApiError, ApiResult};
+use rkflow_domain::visibility::View;
+use rkflow_domain::Actor;
+use rkflow_store::entity::document_version;
+use rkflow_store::{investigations, Origin};
+use uuid::Uuid;
+
+/// A file to send.
+pub struct Download {
+    pub version: document_version::Model,
+    pub bytes: Vec<u8>,
+    pub file_name: String,
+}
+
+/// The bytes of a version, when `actor` may see it; NOT_FOUND otherwise (also for versions
+/// that exist but are hidden). Reads of confidential (unpublished) content are audited.
+pub async fn version_download(
+    state: &ApiState,
+    actor: &Actor,
+    origin: &Origin,
+    version_id: Uuid,
+) -> ApiResult<Download> {
+    let db = &state.db;
+    let version = investigations::find_version(&db.conn, version_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let loaded = investigations::load(&db.conn, version.investigation_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let document = loaded
+        .domain_document(version.document_id)
+        .ok_or_else(ApiError::not_found)?;
+    let view = View::of(&loaded.domain, actor);
+    if !view.sees_version(&loaded.domain, document, version.id.into()) {
+        return Err(ApiError::not_found());
+    }
+    let bytes = investigations::version_body(&db.conn, version.id).await?;
+    let public = loaded.domain.frozen.bundle.contains(&version.id.into());
+    if !public {
+        investigations::record_read(
+            db,
+            origin,
+            state.clock.now(),
+            loaded.id(),
+            &[version.id],
+            "download",
+        )
+        .await?;
+    }
+    let file_name = version.file_name.clone().unwrap_or_else(|| {
+        format!(
+            "{}-v{}.{}",
+            document.kind.as_str().to_lowercase(),
+            version.number,
+            rkflow_domain::content::extension(&version.media_type)
+        )
+    });
+    Ok(Download {
+        version,
+        bytes,
+        file_name,
+    })
+}

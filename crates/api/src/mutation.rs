@@ -1,0 +1,596 @@
+//! The mutation root. Each lifecycle mutation is one store command (one transaction with its
+//! audit events); the resolver only parses input and maps the result.
+
+use crate::auth::{self, check_password_rules};
+use crate::context::{request, session, state};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::types::{
+    parse_input_id, CommissionObject, Date, DocumentKind, InvestigationObject, LoginPayload,
+    MunicipalityObject, RecommendationAddressee, RecommendationObject, ResponseMode, Role,
+    RoleGrantObject, UserObject, VersionObject,
+};
+use async_graphql::{Context, InputObject, Object, Upload, ID};
+use chrono::{DateTime, Utc};
+use rkflow_domain::content;
+use rkflow_domain::investigation::{NewVersion, RebuttalTerms};
+use rkflow_domain::role::{authorize_admin, AdminAction};
+use rkflow_domain::{
+    Command, CommissionId, DocumentId, Grant, RecommendationId, Scope, UserId, VersionId,
+};
+use rkflow_store::investigations::VersionBody;
+use rkflow_store::{accounts, audit, investigations, organisation};
+use std::io::Read;
+use uuid::Uuid;
+
+/// Longest name of a municipality, commission or person.
+const MAX_NAME_CHARS: usize = 200;
+
+fn check_name(field: &str, name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::bad_input(field, "must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::bad_input(
+            field,
+            format!("at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_input(field, "must not contain control characters"));
+    }
+    Ok(name.to_string())
+}
+
+fn check_email(email: &str) -> ApiResult<String> {
+    let email = accounts::normalize_email(email);
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::bad_input("email", "not a valid email address"))
+    }
+}
+
+fn require_admin<'a>(ctx: &Context<'a>, action: AdminAction) -> ApiResult<&'a auth::Session> {
+    let session = session(ctx)?;
+    authorize_admin(&session.actor, action)?;
+    Ok(session)
+}
+
+/// Runs one command on an investigation and publishes its audit events.
+async fn run(
+    ctx: &Context<'_>,
+    id: Uuid,
+    command: Command,
+    body: Option<VersionBody>,
+) -> ApiResult<()> {
+    session(ctx)?;
+    let state = state(ctx);
+    let request = request(ctx);
+    let written = investigations::execute(
+        &state.db,
+        &request.origin(),
+        state.clock.now(),
+        &request.actor(),
+        id,
+        command,
+        body,
+    )
+    .await?;
+    state.events.publish(written);
+    Ok(())
+}
+
+/// The investigation as it is after a command (read fresh, not from the request's cache).
+async fn fresh(ctx: &Context<'_>, id: Uuid) -> ApiResult<InvestigationObject> {
+    let loaded = investigations::load(&state(ctx).db.conn, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    InvestigationObject::for_actor(std::sync::Arc::new(loaded), &request(ctx).actor())
+        .ok_or_else(ApiError::not_found)
+}
+
+async fn command_then_fresh(
+    ctx: &Context<'_>,
+    investigation_id: &ID,
+    command: Command,
+) -> ApiResult<InvestigationObject> {
+    let id = parse_input_id("investigationId", investigation_id)?;
+    run(ctx, id, command, None).await?;
+    fresh(ctx, id).await
+}
+
+#[derive(InputObject)]
+pub struct ProposeInvestigationInput {
+    pub title: String,
+    /// The participating commissions: one, or several for a joint investigation.
+    pub commission_ids: Vec<ID>,
+    pub research_questions: Vec<String>,
+    pub scope_start: Option<Date>,
+    pub scope_end: Option<Date>,
+}
+
+#[derive(InputObject)]
+pub struct SubmitDocumentVersionInput {
+    pub investigation_id: ID,
+    pub kind: DocumentKind,
+    pub title: Option<String>,
+    /// Markdown text. Exactly one of content and file.
+    pub content: Option<String>,
+    pub file: Option<Upload>,
+    /// The version this one was edited from; CONFLICT when a newer version exists.
+    pub base_version: Option<i32>,
+    pub note: Option<String>,
+}
+
+/// Reads the content of a new version: Markdown text or an uploaded file, exactly one.
+fn version_content(
+    ctx: &Context<'_>,
+    text: Option<String>,
+    file: Option<Upload>,
+) -> ApiResult<(content::ContentMeta, VersionBody)> {
+    match (text, file) {
+        (Some(text), None) => {
+            let meta = content::markdown(&text)?;
+            Ok((
+                meta,
+                VersionBody {
+                    bytes: text.into_bytes(),
+                    file_name: None,
+                },
+            ))
+        }
+        (None, Some(upload)) => {
+            let value = upload
+                .value(ctx)
+                .map_err(|_| ApiError::bad_input("file", "the upload could not be read"))?;
+            let mut bytes = Vec::new();
+            value
+                .into_read()
+                .take(content::MAX_UPLOAD_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|_| ApiError::bad_input("file", "the upload could not be read"))?;
+            let file_name = value_name(&upload, ctx);
+            let meta = content::uploaded_file(&file_name, &bytes)?;
+            Ok((
+                meta,
+                VersionBody {
+                    bytes,
+                    file_name: Some(file_name),
+                },
+            ))
+        }
+        _ => Err(ApiError::bad_input(
+            "content",
+            "give exactly one of content (Markdown) and file (upload)",
+        )),
+    }
+}
+
+fn value_name(upload: &Upload, ctx: &Context<'_>) -> String {
+    let name = upload
+        .value(ctx)
+        .map(|v| v.filename)
+        .unwrap_or_default();
+    let cleaned: String = name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if cleaned.is_empty() {
+        "upload".into()
+    } else {
+        cleaned
+    }
+}
+
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Logs in; the token goes in `Authorization: Bearer <token>`.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> ApiResult<LoginPayload> {
+        let state = state(ctx);
+        let request = request(ctx);
+        let (token, expires_at, user) = auth::login(
+            &state.db,
+            &state.auth,
+            &state.passwords,
+            &request.origin(),
+            state.clock.now(),
+            &email,
+            &password,
+        )
+        .await?;
+        Ok(LoginPayload {
+            token,
+            expires_at,
+            user: UserObject { model: user },
+        })
+    }
+
+    /// Ends the current session.
+    async fn logout(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let session = session(ctx)?;
+        let state = state(ctx);
+        accounts::revoke_session(
+            &state.db,
+            &request(ctx).origin(),
+            state.clock.now(),
+            session.id,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    async fn create_municipality(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> ApiResult<MunicipalityObject> {
+        require_admin(ctx, AdminAction::CreateMunicipality)?;
+        let name = check_name("name", &name)?;
+        let state = state(ctx);
+        let created = organisation::create_municipality(
+            &state.db,
+            &request(ctx).origin(),
+            state.clock.now(),
+            &name,
+        )
+        .await?;
+        Ok(MunicipalityObject(created))
+    }
+
+    async fn create_commission(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        municipality_ids: Vec<ID>,
+    ) -> ApiResult<CommissionObject> {
+        require_admin(ctx, AdminAction::CreateCommission)?;
+        let name = check_name("name", &name)?;
+        let ids = municipality_ids
+            .iter()
+            .map(|id| parse_input_id("municipalityIds", id))
+            .collect::<ApiResult<Vec<Uuid>>>()?;
+        let distinct: std::collections::BTreeSet<&Uuid> = ids.iter().collect();
+        if ids.is_empty() || distinct.len() != ids.len() {
+            return Err(ApiError::bad_input(
+                "municipalityIds",
+                "name each municipality the commission serves, once",
+            ));
+        }
+        let state = state(ctx);
+        let created = organisation::create_commission(
+            &state.db,
+            &request(ctx).origin(),
+            state.clock.now(),
+            &name,
+            &ids,
+        )
+        .await?;
+        Ok(CommissionObject(created))
+    }
+
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        name: String,
+        password: String,
+    ) -> ApiResult<UserObject> {
+        require_admin(ctx, AdminAction::CreateUser)?;
+        let email = check_email(&email)?;
+        let name = check_name("name", &name)?;
+        check_password_rules(&password)?;
+        let state = state(ctx);
+        let hash = state.passwords.hash(&password).await?;
+        let created = accounts::create_user(
+            &state.db,
+            &request(ctx).origin(),
+            state.clock.now(),
+            &email,
+            &name,
+            &hash,
+        )
+        .await?;
+        Ok(UserObject { model: created })
+    }
+
+    /// Disabling ends every session of the user at once.
+    async fn set_user_disabled(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        disabled: bool,
+    ) -> ApiResult<UserObject> {
+        let session = require_admin(ctx, AdminAction::SetUserDisabled)?;
+        let user_id = parse_input_id("userId", &user_id)?;
+        if disabled && user_id == session.user.id {
+            return Err(ApiError::conflict("you cannot disable your own account"));
+        }
+        let state = state(ctx);
+        let updated = accounts::set_disabled(
+            &state.db,
+            &request(ctx).origin(),
+            state.clock.now(),
+            user_id,
+            disabled,
+        )
+        .await?;
+        Ok(UserObject { model: updated })
+    }
+
+    /// CHAIR, MEMBER, SECRETARY need a commissionId; the municipality roles a municipalityId;
+    /// ADMIN neither.
+    async fn grant_role(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        role: Role,
+        commission_id: Option<ID>,
+        municipality_id: Option<ID>,
+    ) -> ApiResult<RoleGrantObject> {
+        require_admin(ctx, AdminAction::GrantRole)?;
+        let user_id = parse_input_id("userId", &user_id)?;
+        let db = &state(ctx).db;
+        let scope = match (commission_id, municipality_id) {
+            (None, None) => Scope::Global,
+            (Some(id), None) => {
+                let id = parse_input_id("commissionId", &id)?;
+                if organisation::commissions_by_ids(&db.conn, &[id]).await?.is_empty() {
+                    return Err(ApiError::bad_input("commissionId", "unknown commission"));
+                }
+                Scope::Commission(CommissionId(id))
+            }
+            (None, Some(id)) => {
+                let id = parse_input_id("municipalityId", &id)?;
+                if organisation::municipalities_by_ids(&db.conn, &[id])
+                    .await?
+                    .is_empty()
+                {
+                    return Err(ApiError::bad_input("municipalityId", "unknown municipality"));
+                }
+                Scope::Municipality(id.into())
+            }
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_input(
+                    "municipalityId",
+                    "give a commissionId or a municipalityId, not both",
+                ))
+            }
+        };
+        let grant = Grant::new(role.into(), scope)?;
+        let state = state(ctx);
+        let stored =
+            accounts::grant_role(db, &request(ctx).origin(), state.clock.now(), user_id, grant)
+                .await?;
+        Ok(RoleGrantObject(stored))
+    }
+
+    async fn revoke_role(&self, ctx: &Context<'_>, grant_id: ID) -> ApiResult<bool> {
+        require_admin(ctx, AdminAction::RevokeRole)?;
+        let grant_id = parse_input_id("grantId", &grant_id)?;
+        let state = state(ctx);
+        accounts::revoke_role(
+            &state.db,
+            &request(ctx).origin(),
+            state.clock.now(),
+            grant_id,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    async fn propose_investigation(
+        &self,
+        ctx: &Context<'_>,
+        input: ProposeInvestigationInput,
+    ) -> ApiResult<InvestigationObject> {
+        session(ctx)?;
+        let commission_ids = input
+            .commission_ids
+            .iter()
+            .map(|id| parse_input_id("commissionIds", id))
+            .collect::<ApiResult<Vec<Uuid>>>()?;
+        let state = state(ctx);
+        let request = request(ctx);
+        let (id, written) = investigations::propose(
+            &state.db,
+            &request.origin(),
+            state.clock.now(),
+            &request.actor(),
+            &commission_ids,
+            &input.title,
+            input.research_questions,
+            (input.scope_start.map(|d| d.0), input.scope_end.map(|d| d.0)),
+        )
+        .await?;
+        state.events.publish(written);
+        fresh(ctx, id).await
+    }
+
+    /// A CHAIR assigns a rapporteur for their own participating commission.
+    async fn assign_rapporteur(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+        commission_id: ID,
+        user_id: ID,
+    ) -> ApiResult<InvestigationObject> {
+        let command = Command::AssignRapporteur {
+            user: UserId(parse_input_id("userId", &user_id)?),
+            commission: CommissionId(parse_input_id("commissionId", &commission_id)?),
+        };
+        command_then_fresh(ctx, &investigation_id, command).await
+    }
+
+    async fn submit_document_version(
+        &self,
+        ctx: &Context<'_>,
+        input: SubmitDocumentVersionInput,
+    ) -> ApiResult<VersionObject> {
+        let id = parse_input_id("investigationId", &input.investigation_id)?;
+        session(ctx)?;
+        let (meta, body) = version_content(ctx, input.content, input.file)?;
+        let new_version = VersionId::new();
+        let command = Command::SubmitVersion {
+            version: NewVersion {
+                kind: input.kind.into(),
+                title: input.title,
+                base_version: input.base_version,
+                content: meta,
+                note: input.note,
+            },
+            new_document: DocumentId::new(),
+            new_version,
+        };
+        run(ctx, id, command, Some(body)).await?;
+        let version = investigations::find_version(&state(ctx).db.conn, new_version.0)
+            .await?
+            .ok_or_else(|| ApiError::internal(&"the new version is missing"))?;
+        Ok(VersionObject(version))
+    }
+
+    /// Recommendations are added in RESEARCH and numbered in order.
+    async fn add_recommendation(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+        text: String,
+        addressee: RecommendationAddressee,
+    ) -> ApiResult<RecommendationObject> {
+        let id = parse_input_id("investigationId", &investigation_id)?;
+        let recommendation = RecommendationId::new();
+        run(
+            ctx,
+            id,
+            Command::AddRecommendation {
+                id: recommendation,
+                text,
+                addressee: addressee.into(),
+            },
+            None,
+        )
+        .await?;
+        let found = fresh(ctx, id).await?;
+        found
+            .loaded
+            .recommendations
+            .iter()
+            .find(|r| r.id == recommendation.0)
+            .cloned()
+            .map(RecommendationObject)
+            .ok_or_else(|| ApiError::internal(&"the new recommendation is missing"))
+    }
+
+    /// The rebuttal mode and, optionally, its due date (else the policy term applies).
+    async fn set_rebuttal_terms(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+        mode: ResponseMode,
+        due_date: Option<Date>,
+    ) -> ApiResult<InvestigationObject> {
+        let command = Command::SetRebuttalTerms {
+            terms: RebuttalTerms {
+                mode: mode.into(),
+                due_date: due_date.map(|d| d.0),
+            },
+        };
+        command_then_fresh(ctx, &investigation_id, command).await
+    }
+
+    /// Records the approval of the current gate by the caller's commission(s); the last one
+    /// needed advances the phase.
+    async fn approve_phase(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+        comment: Option<String>,
+    ) -> ApiResult<InvestigationObject> {
+        command_then_fresh(ctx, &investigation_id, Command::Approve { comment }).await
+    }
+
+    /// Voids every approval of the current gate, with the reason.
+    async fn request_changes(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+        reason: String,
+    ) -> ApiResult<InvestigationObject> {
+        command_then_fresh(ctx, &investigation_id, Command::RequestChanges { reason }).await
+    }
+
+    async fn suspend_investigation(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+        reason: String,
+    ) -> ApiResult<InvestigationObject> {
+        command_then_fresh(ctx, &investigation_id, Command::Suspend { reason }).await
+    }
+
+    async fn resume_investigation(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+    ) -> ApiResult<InvestigationObject> {
+        command_then_fresh(ctx, &investigation_id, Command::Resume).await
+    }
+
+    async fn cancel_investigation(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+        reason: String,
+    ) -> ApiResult<InvestigationObject> {
+        command_then_fresh(ctx, &investigation_id, Command::Cancel { reason }).await
+    }
+
+    /// ADMIN only, and only when the server runs with --manual-clock (else FORBIDDEN). Moves
+    /// the clock forward, never back.
+    async fn advance_clock(&self, ctx: &Context<'_>, to: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
+        require_admin(ctx, AdminAction::AdvanceClock)?;
+        let state = state(ctx);
+        let before = state.clock.now();
+        match state.clock.advance(to) {
+            None => Err(ApiError::forbidden(
+                "the clock can only be moved when the server runs with --manual-clock",
+            )),
+            Some(Err(now)) => Err(ApiError::new(
+                Code::Conflict,
+                format!("the clock stands at {now}; it moves forward only"),
+            )),
+            Some(Ok(now)) => {
+                let txn = state.db.begin_write().await?;
+                audit::append(
+                    &txn,
+                    &request(ctx).origin(),
+                    now,
+                    &[audit::NewEvent {
+                        action: "clock.advanced",
+                        investigation: None,
+                        data: serde_json::json!({ "from": before, "to": now }),
+                    }],
+                )
+                .await?;
+                txn.commit().await?;
+                Ok(now)
+            }
+        }
+    }
+}
