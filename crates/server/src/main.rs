@@ -1,1 +1,132 @@
-fn main(){}
+//! `rkflow`: serve, migrate, print the schema, manage accounts, verify the audit chain.
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use rkflow_api::auth::{check_password_rules, AuthConfig, Passwords};
+use rkflow_server::config::{AdminCommand, AuditCommand, Cli, Command, ServerConfig};
+use rkflow_server::{open_database, start};
+use std::process::ExitCode;
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RKFLOW_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let json = std::env::var("RKFLOW_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("rkflow: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = ServerConfig::try_from(args)?;
+            let server = start(config.clone(), true).await?;
+            if !server.demo_logins.is_empty() {
+                println!("rkflow demo: the 2019 Bloemendaal–Heemstede investigation is ready.");
+                println!("Log in with any of these accounts (password for all: {}):", server.demo_logins[0].1);
+                for (email, _) in &server.demo_logins {
+                    println!("  {email}");
+                }
+            }
+            println!(
+                "rkflow serving on http://{}/graphql (GraphiQL {}), database {}",
+                server.addr,
+                if config.graphiql { "on" } else { "off" },
+                rkflow_server::redact(&config.database_url)
+            );
+            server.wait().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate(args) => {
+            open_database(&args.database_url).await?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            print!("{}", rkflow_api::schema::sdl());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Permissions => {
+            print!("{}", rkflow_domain::permission::render_table());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    email,
+                    name,
+                    database,
+                },
+        } => {
+            let password = match std::env::var("RKFLOW_ADMIN_PASSWORD") {
+                Ok(password) => password,
+                Err(_) => {
+                    let first = rpassword::prompt_password("Password for the new admin: ")
+                        .context("reading the password")?;
+                    let again = rpassword::prompt_password("Repeat the password: ")
+                        .context("reading the password")?;
+                    if first != again {
+                        bail!("the passwords differ");
+                    }
+                    first
+                }
+            };
+            check_password_rules(&password).map_err(|e| anyhow::anyhow!(e.message))?;
+            let db = open_database(&database.database_url).await?;
+            let passwords = Passwords::new(&AuthConfig::default())
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let hash = passwords
+                .hash(&password)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let created = rkflow_store::accounts::create_admin(
+                &db,
+                chrono::Utc::now(),
+                &email,
+                &name,
+                &hash,
+            )
+            .await
+            .map_err(|err| match err {
+                rkflow_store::StoreError::Domain(domain) => anyhow::anyhow!("{domain}"),
+                other => anyhow::anyhow!(other),
+            })?;
+            println!("created admin {} ({})", created.email, created.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+        } => {
+            let db = open_database(&args.database_url).await?;
+            let result = rkflow_store::audit::verify_chain(&db.conn).await?;
+            if result.intact {
+                println!("audit chain intact: {} events checked", result.events_checked);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!(
+                    "audit chain BROKEN at event {} ({} events checked)",
+                    result.first_broken_seq.unwrap_or_default(),
+                    result.events_checked
+                );
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}

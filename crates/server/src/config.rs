@@ -1,0 +1,213 @@
+//! Command line and environment configuration. Every setting has a flag, an environment
+//! variable and a default; invalid values stop the server with a message naming the setting.
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use rkflow_api::auth::AuthConfig;
+use rkflow_api::Limits;
+use std::net::SocketAddr;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rkflow",
+    version,
+    about = "Workflow engine for (joint) rekenkamer investigations: GraphQL server and tools"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run pending migrations, then serve the GraphQL API.
+    Serve(ServeArgs),
+    /// Run pending migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Manage accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print the permission table (who may do what, in which phase).
+    Permissions,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a user with the ADMIN role. The password comes from RKFLOW_ADMIN_PASSWORD or is
+    /// asked for without echo.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Recompute the audit hash chain and report the first broken event (exit code 1).
+    Verify(DatabaseArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// Database URL: a SQLite file (`rkflow.db`, `sqlite://path`) or `postgres://…`.
+    #[arg(long, env = "RKFLOW_DATABASE_URL", default_value = "rkflow.db")]
+    pub database_url: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "RKFLOW_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Seed an empty database with the 2019 Bloemendaal–Heemstede demo and print its logins.
+    #[arg(long, env = "RKFLOW_DEMO")]
+    pub demo: bool,
+    /// Start a manual clock at this instant (RFC 3339); it moves only by `advanceClock`.
+    #[arg(long, env = "RKFLOW_MANUAL_CLOCK")]
+    pub manual_clock: Option<String>,
+    /// Serve GraphiQL at GET /graphql.
+    #[arg(long, env = "RKFLOW_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphiql: bool,
+    /// Answer introspection queries.
+    #[arg(long, env = "RKFLOW_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+    /// Take the client address from the first X-Forwarded-For entry (only behind a proxy
+    /// that sets it).
+    #[arg(long, env = "RKFLOW_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+    /// Minutes without a request after which a session ends.
+    #[arg(long, env = "RKFLOW_SESSION_IDLE_MINUTES", default_value_t = 60)]
+    pub session_idle_minutes: i64,
+    /// Hours after login after which a session ends regardless.
+    #[arg(long, env = "RKFLOW_SESSION_ABSOLUTE_HOURS", default_value_t = 12)]
+    pub session_absolute_hours: i64,
+    /// Failed logins per account within the window before TOO_MANY_REQUESTS.
+    #[arg(long, env = "RKFLOW_LOGIN_MAX_FAILURES_PER_ACCOUNT", default_value_t = 5)]
+    pub login_max_failures_per_account: u64,
+    /// Failed logins per client address within the window before TOO_MANY_REQUESTS.
+    #[arg(long, env = "RKFLOW_LOGIN_MAX_FAILURES_PER_CLIENT", default_value_t = 50)]
+    pub login_max_failures_per_client: u64,
+    /// Window for counting failed logins, in minutes.
+    #[arg(long, env = "RKFLOW_LOGIN_THROTTLE_WINDOW_MINUTES", default_value_t = 15)]
+    pub login_throttle_window_minutes: i64,
+    /// argon2id memory in KiB for new password hashes (at least 19456).
+    #[arg(long, env = "RKFLOW_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations for new password hashes (at least 2).
+    #[arg(long, env = "RKFLOW_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// Deepest selection nesting an operation may have.
+    #[arg(long, env = "RKFLOW_MAX_QUERY_DEPTH", default_value_t = 12)]
+    pub max_query_depth: usize,
+    /// Highest complexity an operation may have.
+    #[arg(long, env = "RKFLOW_MAX_QUERY_COMPLEXITY", default_value_t = 5_000)]
+    pub max_query_complexity: usize,
+}
+
+/// The validated settings of a server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub demo: bool,
+    pub manual_clock: Option<DateTime<Utc>>,
+    pub graphiql: bool,
+    pub trust_forwarded_for: bool,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+}
+
+impl ServerConfig {
+    /// Settings for tests: an address chosen by the OS, the given database, defaults else.
+    pub fn for_tests(database_url: &str) -> ServerConfig {
+        ServerConfig {
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            database_url: database_url.to_string(),
+            demo: false,
+            manual_clock: None,
+            graphiql: true,
+            trust_forwarded_for: true,
+            auth: AuthConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl TryFrom<ServeArgs> for ServerConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(args: ServeArgs) -> anyhow::Result<ServerConfig> {
+        let listen: SocketAddr = args
+            .listen
+            .parse()
+            .with_context(|| format!("RKFLOW_LISTEN / --listen: `{}` is not an address like 127.0.0.1:8080", args.listen))?;
+        let manual_clock = match &args.manual_clock {
+            Some(text) => Some(
+                DateTime::parse_from_rfc3339(text)
+                    .with_context(|| format!("--manual-clock: `{text}` is not an RFC 3339 time like 2019-03-21T09:00:00+01:00"))?
+                    .with_timezone(&Utc),
+            ),
+            None => None,
+        };
+        if args.session_idle_minutes < 1 {
+            bail!("RKFLOW_SESSION_IDLE_MINUTES must be at least 1");
+        }
+        if args.session_absolute_hours < 1 {
+            bail!("RKFLOW_SESSION_ABSOLUTE_HOURS must be at least 1");
+        }
+        if args.login_max_failures_per_account < 1 || args.login_max_failures_per_client < 1 {
+            bail!("RKFLOW_LOGIN_MAX_FAILURES_PER_ACCOUNT and _PER_CLIENT must be at least 1");
+        }
+        if args.login_throttle_window_minutes < 1 {
+            bail!("RKFLOW_LOGIN_THROTTLE_WINDOW_MINUTES must be at least 1");
+        }
+        if args.argon2_memory_kib < 19_456 || args.argon2_iterations < 2 {
+            bail!("RKFLOW_ARGON2_MEMORY_KIB must be at least 19456 and RKFLOW_ARGON2_ITERATIONS at least 2 (the OWASP baseline)");
+        }
+        if !(3..=64).contains(&args.max_query_depth) {
+            bail!("RKFLOW_MAX_QUERY_DEPTH must be between 3 and 64");
+        }
+        if !(100..=1_000_000).contains(&args.max_query_complexity) {
+            bail!("RKFLOW_MAX_QUERY_COMPLEXITY must be between 100 and 1000000");
+        }
+        Ok(ServerConfig {
+            listen,
+            database_url: args.database.database_url,
+            demo: args.demo,
+            manual_clock,
+            graphiql: args.graphiql,
+            trust_forwarded_for: args.trust_forwarded_for,
+            auth: AuthConfig {
+                idle_timeout: chrono::Duration::minutes(args.session_idle_minutes),
+                absolute_timeout: chrono::Duration::hours(args.session_absolute_hours),
+                throttle_window: chrono::Duration::minutes(args.login_throttle_window_minutes),
+                max_failures_per_account: args.login_max_failures_per_account,
+                max_failures_per_client: args.login_max_failures_per_client,
+                argon2_memory_kib: args.argon2_memory_kib,
+                argon2_iterations: args.argon2_iterations,
+                argon2_parallelism: 1,
+            },
+            limits: Limits {
+                max_depth: args.max_query_depth,
+                max_complexity: args.max_query_complexity,
+                introspection: args.introspection,
+            },
+        })
+    }
+}

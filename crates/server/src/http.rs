@@ -1,0 +1,361 @@
+//! HTTP: the routes, our own GraphQL request handling (content types, size limits, no
+//! batches, errors that always carry a code and never Debug text), downloads and probes.
+
+use crate::AppState;
+use async_graphql::http::{GraphiQLSource, MultipartOptions};
+use async_graphql::{Data, ServerError};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rkflow_api::context::{Loaders, RequestContext};
+use rkflow_api::error::{ApiError, Code};
+use rkflow_api::{auth, files};
+use serde_json::json;
+use std::net::SocketAddr;
+use uuid::Uuid;
+
+/// Largest JSON request body: a long Markdown report fits.
+pub const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
+/// Largest multipart request body: one 25 MiB upload plus the operation.
+pub const MAX_MULTIPART_BODY: usize = rkflow_domain::content::MAX_UPLOAD_BYTES + 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(subscriptions))
+        .route("/files/versions/{id}", get(download_version))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Code::Internal,
+        "internal error",
+    )
+}
+
+/// A GraphQL-shaped error body.
+fn error_response(status: StatusCode, code: Code, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] })),
+    )
+        .into_response()
+}
+
+fn api_error_response(err: ApiError) -> Response {
+    let status = match err.code {
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::Forbidden => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::BadUserInput => StatusCode::BAD_REQUEST,
+        Code::Conflict => StatusCode::CONFLICT,
+        Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error_response(status, err.code, &err.message)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.api.db.ping().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+    }
+}
+
+async fn graphiql(State(state): State<AppState>) -> Response {
+    if !state.config.graphiql {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let page = GraphiQLSource::build()
+        .endpoint("/graphql")
+        .subscription_endpoint("/graphql/ws")
+        .title("rkflow GraphiQL")
+        .finish();
+    let mut response = Html(page).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// The client address: the socket peer, or the first X-Forwarded-For entry when configured.
+fn client_address(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
+    if state.config.trust_forwarded_for
+        && let Some(forwarded) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 64)
+    {
+        return forwarded.to_string();
+    }
+    peer.ip().to_string()
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::new(Code::Unauthenticated, "malformed Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(ApiError::new(
+            Code::Unauthenticated,
+            "use Authorization: Bearer <token>",
+        )),
+    }
+}
+
+/// Builds the request context from the headers: the session (when a token is sent) and the
+/// client address.
+async fn request_context(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: String,
+) -> Result<RequestContext, ApiError> {
+    let token = bearer_token(headers)?;
+    let session = auth::resolve_session(
+        &state.api.db,
+        &state.api.auth,
+        state.api.clock.now(),
+        token,
+    )
+    .await?;
+    Ok(RequestContext {
+        session,
+        client: Some(client),
+        request_id: Uuid::new_v4().simple().to_string(),
+    })
+}
+
+/// Every error leaves with a code: errors from parsing, validation and limits (which
+/// async-graphql raises without one) are BAD_USER_INPUT.
+fn ensure_codes(errors: &mut [ServerError]) {
+    for error in errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|extensions| extensions.get("code").is_some());
+        if !has_code {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", Code::BadUserInput.as_str());
+        }
+    }
+}
+
+async fn graphql(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let multipart = content_type.starts_with("multipart/form-data");
+    let json = content_type.starts_with("application/json")
+        || content_type.starts_with("application/graphql-response+json");
+    if !multipart && !json {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::BadUserInput,
+            "send operations as application/json (or multipart/form-data for uploads)",
+        );
+    }
+    let limit = if multipart {
+        MAX_MULTIPART_BODY
+    } else {
+        MAX_JSON_BODY
+    };
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::BadUserInput,
+                &format!("the request body exceeds {limit} bytes"),
+            )
+        }
+    };
+    let request = if json {
+        if bytes.first() == Some(&b'[') {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                Code::BadUserInput,
+                "batched operations are not accepted; send one operation per request",
+            );
+        }
+        match serde_json::from_slice::<async_graphql::Request>(&bytes) {
+            Ok(request) => request,
+            Err(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    Code::BadUserInput,
+                    "the body is not a GraphQL request in JSON",
+                )
+            }
+        }
+    } else {
+        let options = MultipartOptions::default()
+            .max_file_size(rkflow_domain::content::MAX_UPLOAD_BYTES)
+            .max_num_files(1);
+        match async_graphql::http::receive_body(
+            Some(&content_type),
+            futures::io::Cursor::new(bytes),
+            options,
+        )
+        .await
+        {
+            Ok(request) => request,
+            Err(async_graphql::ParseRequestError::PayloadTooLarge) => {
+                return error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Code::BadUserInput,
+                    "file: at most 26214400 bytes (25 MiB) are accepted",
+                )
+            }
+            Err(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    Code::BadUserInput,
+                    "the body is not a GraphQL multipart request",
+                )
+            }
+        }
+    };
+    let client = client_address(&state, &headers, peer);
+    let context = match request_context(&state, &headers, client).await {
+        Ok(context) => context,
+        Err(err) => return api_error_response(err),
+    };
+    let request = request
+        .data(context)
+        .data(Loaders::new(&state.api.db));
+    let mut response = state.schema.execute(request).await;
+    ensure_codes(&mut response.errors);
+    let mut http = Json(response).into_response();
+    http.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    http
+}
+
+async fn subscriptions(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let client = client_address(&state, &headers, peer);
+    // A token may come in the upgrade request or in the connection_init payload.
+    let header_context = match request_context(&state, &headers, client.clone()).await {
+        Ok(context) => context,
+        Err(err) => return api_error_response(err),
+    };
+    let schema = state.schema.clone();
+    upgrade
+        .protocols(["graphql-transport-ws", "graphql-ws"])
+        .on_upgrade(move |socket| async move {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let mut context = header_context;
+                    let token = payload
+                        .get("Authorization")
+                        .or_else(|| payload.get("authorization"))
+                        .and_then(|v| v.as_str())
+                        .map(|v| v.trim_start_matches("Bearer ").trim().to_string())
+                        .or_else(|| {
+                            payload
+                                .get("token")
+                                .and_then(|v| v.as_str())
+                                .map(str::to_string)
+                        });
+                    if let Some(token) = token {
+                        context.session = auth::resolve_session(
+                            &state.api.db,
+                            &state.api.auth,
+                            state.api.clock.now(),
+                            Some(&token),
+                        )
+                        .await
+                        .map_err(async_graphql::Error::from)?;
+                    }
+                    let mut data = Data::default();
+                    data.insert(Loaders::new(&state.api.db));
+                    data.insert(context);
+                    Ok(data)
+                })
+                .serve()
+                .await
+        })
+}
+
+async fn download_version(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let client = client_address(&state, &headers, peer);
+    let context = match request_context(&state, &headers, client).await {
+        Ok(context) => context,
+        Err(err) => return api_error_response(err),
+    };
+    let Ok(version_id) = Uuid::parse_str(&id) else {
+        return api_error_response(ApiError::not_found());
+    };
+    match files::version_download(&state.api, &context.actor(), &context.origin(), version_id)
+        .await
+    {
+        Ok(download) => {
+            let mut response = Response::new(Body::from(download.bytes));
+            let headers = response.headers_mut();
+            if let Ok(value) = HeaderValue::from_str(&download.version.media_type) {
+                headers.insert(header::CONTENT_TYPE, value);
+            }
+            let disposition = format!(
+                "attachment; filename=\"{}\"",
+                download.file_name.replace(['"', '\\'], "_")
+            );
+            if let Ok(value) = HeaderValue::from_str(&disposition) {
+                headers.insert(header::CONTENT_DISPOSITION, value);
+            }
+            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            );
+            if let Ok(value) = HeaderValue::from_str(&download.version.sha256) {
+                headers.insert("x-content-sha256", value);
+            }
+            response
+        }
+        Err(err) => api_error_response(err),
+    }
+}
