@@ -32,7 +32,11 @@ pub(crate) async fn create_table(
 }
 
 /// An index over `columns` of `table`, named after them.
-pub(crate) fn index(table: &'static str, columns: &[&'static str], unique: bool) -> IndexCreateStatement {
+pub(crate) fn index(
+    table: &'static str,
+    columns: &[&'static str],
+    unique: bool,
+) -> IndexCreateStatement {
     let mut statement = Index::create();
     statement
         .name(format!("ix_{}_{}", table, columns.join("_")))

@@ -183,7 +183,9 @@ impl MigrationTrait for Migration {
             "session",
             "app_user",
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

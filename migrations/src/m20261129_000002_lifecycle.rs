@@ -159,7 +159,11 @@ impl MigrationTrait for Migration {
                 .col(string("addressee"))
                 .col(timestamp_with_time_zone("created_at"))
                 .foreign_key(&mut belongs_to_investigation("recommendation")),
-            vec![index("recommendation", &["investigation_id", "number"], true)],
+            vec![index(
+                "recommendation",
+                &["investigation_id", "number"],
+                true,
+            )],
         )
         .await?;
         create_table(
@@ -195,7 +199,9 @@ impl MigrationTrait for Migration {
             "investigation_commission",
             "investigation",
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -1,1 +1,9 @@
+//! End-to-end tests: each starts the real server on a fresh database (SQLite, and PostgreSQL
+//! when `RKFLOW_TEST_POSTGRES_URL` is set) and speaks GraphQL over HTTP as a front-end would.
 
+mod accounts;
+mod audit;
+mod documents;
+mod lifecycle;
+mod permissions;
+mod visibility;

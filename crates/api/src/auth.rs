@@ -6,7 +6,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use rkflow_domain::Actor;
 use rkflow_store::entity::user;
-use rkflow_store::{accounts, Db, Origin};
+use rkflow_store::{Db, Origin, accounts};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
@@ -19,12 +19,36 @@ pub const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// Passwords so common that they are refused whatever their length.
 const COMMON_PASSWORDS: &[&str] = &[
-    "123456789012", "1234567890123", "12345678901234", "123456123456", "password1234",
-    "password12345", "passwordpassword", "qwertyuiop12", "qwertyqwerty", "111111111111",
-    "000000000000", "iloveyou1234", "welkom123456", "wachtwoord12", "wachtwoord123",
-    "wachtwoord1234", "welkomwelkom", "letmein12345", "administrator", "adminadmin12",
-    "changeme1234", "abcdefghijkl", "abc123abc123", "rekenkamer2019", "rekenkamer123",
-    "gemeente1234", "zomer2019zomer", "voorjaar2019!", "Welkom01Welkom", "Password123!",
+    "123456789012",
+    "1234567890123",
+    "12345678901234",
+    "123456123456",
+    "password1234",
+    "password12345",
+    "passwordpassword",
+    "qwertyuiop12",
+    "qwertyqwerty",
+    "111111111111",
+    "000000000000",
+    "iloveyou1234",
+    "welkom123456",
+    "wachtwoord12",
+    "wachtwoord123",
+    "wachtwoord1234",
+    "welkomwelkom",
+    "letmein12345",
+    "administrator",
+    "adminadmin12",
+    "changeme1234",
+    "abcdefghijkl",
+    "abc123abc123",
+    "rekenkamer2019",
+    "rekenkamer123",
+    "gemeente1234",
+    "zomer2019zomer",
+    "voorjaar2019!",
+    "Welkom01Welkom",
+    "Password123!",
 ];
 
 /// Session and login settings.
@@ -95,7 +119,11 @@ impl Passwords {
     pub async fn hash(&self, password: &str) -> ApiResult<String> {
         let params = self.params.clone();
         let password = password.to_string();
-        let _permit = self.permits.acquire().await.map_err(|e| ApiError::internal(&e))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
         tokio::task::spawn_blocking(move || {
             Self::hasher(params)
                 .hash_password(password.as_bytes())
@@ -116,7 +144,11 @@ impl Passwords {
         };
         let params = self.params.clone();
         let password = password.to_string();
-        let _permit = self.permits.acquire().await.map_err(|e| ApiError::internal(&e))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
         let (matches, weaker) = tokio::task::spawn_blocking(move || {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return (false, false);
@@ -140,7 +172,9 @@ impl Passwords {
         if let Some(hash) = self.dummy.get() {
             return Ok(hash.clone());
         }
-        let hash = self.hash("rkflow dummy password for unknown accounts").await?;
+        let hash = self
+            .hash("rkflow dummy password for unknown accounts")
+            .await?;
         Ok(self.dummy.get_or_init(|| hash).clone())
     }
 }
@@ -161,7 +195,10 @@ pub fn check_password_rules(password: &str) -> ApiResult<()> {
         ));
     }
     let lower = password.to_lowercase();
-    if COMMON_PASSWORDS.iter().any(|common| common.to_lowercase() == lower) {
+    if COMMON_PASSWORDS
+        .iter()
+        .any(|common| common.to_lowercase() == lower)
+    {
         return Err(ApiError::bad_input(
             "password",
             "this password is among the most common ones; choose another",
@@ -217,12 +254,20 @@ pub async fn resolve_session(
     let Some(token) = token else {
         return Ok(None);
     };
-    let invalid = || ApiError::new(Code::Unauthenticated, "the session is invalid or has expired");
+    let invalid = || {
+        ApiError::new(
+            Code::Unauthenticated,
+            "the session is invalid or has expired",
+        )
+    };
     let Some((session, owner)) = accounts::find_session(&db.conn, &token_hash(token)).await? else {
         return Err(invalid());
     };
     let expires_at = session_expiry(config, session.created_at, session.last_seen_at);
-    if session.revoked_at.is_some() || owner.disabled || now >= expires_at || now >= session.expires_at
+    if session.revoked_at.is_some()
+        || owner.disabled
+        || now >= expires_at
+        || now >= session.expires_at
     {
         return Err(invalid());
     }
@@ -297,7 +342,15 @@ pub async fn login(
     }
     let token = new_token()?;
     let expires_at = now + config.absolute_timeout;
-    accounts::create_session(db, &origin, now, user.id, &token_hash(&token), expires_at, &key)
-        .await?;
+    accounts::create_session(
+        db,
+        &origin,
+        now,
+        user.id,
+        &token_hash(&token),
+        expires_at,
+        &key,
+    )
+    .await?;
     Ok((token, session_expiry(config, now, now), user))
 }

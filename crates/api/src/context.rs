@@ -4,14 +4,14 @@
 use crate::auth::{AuthConfig, Passwords, Session};
 use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
-use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::Context;
+use async_graphql::dataloader::{DataLoader, Loader};
 use rkflow_domain::Actor;
+use rkflow_domain::role::StoredGrant;
 use rkflow_store::entity::{audit_event, municipality, user};
 use rkflow_store::investigations::Loaded;
 use rkflow_store::organisation::CommissionWithMunicipalities;
-use rkflow_domain::role::StoredGrant;
-use rkflow_store::{accounts, investigations, organisation, Db, Origin};
+use rkflow_store::{Db, Origin, accounts, investigations, organisation};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -131,15 +131,13 @@ batch_loader!(
         .map(|l| (l.id(), Arc::new(l)))
         .collect())
 );
-batch_loader!(
-    UserLoader,
-    user::Model,
-    |db, keys| Ok(accounts::find_users(&db.conn, keys)
+batch_loader!(UserLoader, user::Model, |db, keys| Ok(
+    accounts::find_users(&db.conn, keys)
         .await?
         .into_iter()
         .map(|u| (u.id, u))
-        .collect())
-);
+        .collect()
+));
 batch_loader!(
     CommissionLoader,
     CommissionWithMunicipalities,
@@ -149,15 +147,13 @@ batch_loader!(
         .map(|c| (c.commission.id, c))
         .collect())
 );
-batch_loader!(
-    MunicipalityLoader,
-    municipality::Model,
-    |db, keys| Ok(organisation::municipalities_by_ids(&db.conn, keys)
+batch_loader!(MunicipalityLoader, municipality::Model, |db, keys| Ok(
+    organisation::municipalities_by_ids(&db.conn, keys)
         .await?
         .into_iter()
         .map(|m| (m.id, m))
-        .collect())
-);
+        .collect()
+));
 batch_loader!(
     /// Markdown text of versions.
     MarkdownLoader,

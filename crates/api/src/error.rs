@@ -4,8 +4,8 @@
 //! `ApiError` deliberately does not implement `Display`: async-graphql turns any `Display`
 //! type into an error by its text, and that path must never carry a database message.
 
-use rkflow_domain::DomainError;
 use async_graphql::ErrorExtensions;
+use rkflow_domain::DomainError;
 use rkflow_store::StoreError;
 use rkflow_store::sea_orm_err;
 

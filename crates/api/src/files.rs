@@ -2,10 +2,10 @@
 
 use crate::context::ApiState;
 use crate::error::{ApiError, ApiResult};
-use rkflow_domain::visibility::View;
 use rkflow_domain::Actor;
+use rkflow_domain::visibility::View;
 use rkflow_store::entity::document_version;
-use rkflow_store::{investigations, Origin};
+use rkflow_store::{Origin, investigations};
 use uuid::Uuid;
 
 /// A file to send.

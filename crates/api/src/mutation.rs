@@ -5,15 +5,15 @@ use crate::auth::{self, check_password_rules};
 use crate::context::{request, session, state};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::types::{
-    parse_input_id, CommissionObject, Date, DocumentKind, InvestigationObject, LoginPayload,
-    MunicipalityObject, RecommendationAddressee, RecommendationObject, ResponseMode, Role,
-    RoleGrantObject, UserObject, VersionObject,
+    CommissionObject, Date, DocumentKind, InvestigationObject, LoginPayload, MunicipalityObject,
+    RecommendationAddressee, RecommendationObject, ResponseMode, Role, RoleGrantObject, UserObject,
+    VersionObject, parse_input_id,
 };
-use async_graphql::{Context, InputObject, Object, Upload, ID};
+use async_graphql::{Context, ID, InputObject, Object, Upload};
 use chrono::{DateTime, Utc};
 use rkflow_domain::content;
 use rkflow_domain::investigation::{NewVersion, RebuttalTerms};
-use rkflow_domain::role::{authorize_admin, AdminAction};
+use rkflow_domain::role::{AdminAction, authorize_admin};
 use rkflow_domain::{
     Command, CommissionId, DocumentId, Grant, RecommendationId, Scope, UserId, VersionId,
 };
@@ -37,7 +37,10 @@ fn check_name(field: &str, name: &str) -> ApiResult<String> {
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(ApiError::bad_input(field, "must not contain control characters"));
+        return Err(ApiError::bad_input(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -173,10 +176,7 @@ fn version_content(
 }
 
 fn value_name(upload: &Upload, ctx: &Context<'_>) -> String {
-    let name = upload
-        .value(ctx)
-        .map(|v| v.filename)
-        .unwrap_or_default();
+    let name = upload.value(ctx).map(|v| v.filename).unwrap_or_default();
     let cleaned: String = name
         .rsplit(['/', '\\'])
         .next()
@@ -218,7 +218,7 @@ impl MutationRoot {
         Ok(LoginPayload {
             token,
             expires_at,
-            user: UserObject { model: user },
+            user: UserObject::own(user),
         })
     }
 
@@ -307,7 +307,7 @@ impl MutationRoot {
             &hash,
         )
         .await?;
-        Ok(UserObject { model: created })
+        Ok(UserObject::of(created))
     }
 
     /// Disabling ends every session of the user at once.
@@ -331,7 +331,7 @@ impl MutationRoot {
             disabled,
         )
         .await?;
-        Ok(UserObject { model: updated })
+        Ok(UserObject::of(updated))
     }
 
     /// CHAIR, MEMBER, SECRETARY need a commissionId; the municipality roles a municipalityId;
@@ -351,7 +351,10 @@ impl MutationRoot {
             (None, None) => Scope::Global,
             (Some(id), None) => {
                 let id = parse_input_id("commissionId", &id)?;
-                if organisation::commissions_by_ids(&db.conn, &[id]).await?.is_empty() {
+                if organisation::commissions_by_ids(&db.conn, &[id])
+                    .await?
+                    .is_empty()
+                {
                     return Err(ApiError::bad_input("commissionId", "unknown commission"));
                 }
                 Scope::Commission(CommissionId(id))
@@ -362,7 +365,10 @@ impl MutationRoot {
                     .await?
                     .is_empty()
                 {
-                    return Err(ApiError::bad_input("municipalityId", "unknown municipality"));
+                    return Err(ApiError::bad_input(
+                        "municipalityId",
+                        "unknown municipality",
+                    ));
                 }
                 Scope::Municipality(id.into())
             }
@@ -370,14 +376,19 @@ impl MutationRoot {
                 return Err(ApiError::bad_input(
                     "municipalityId",
                     "give a commissionId or a municipalityId, not both",
-                ))
+                ));
             }
         };
         let grant = Grant::new(role.into(), scope)?;
         let state = state(ctx);
-        let stored =
-            accounts::grant_role(db, &request(ctx).origin(), state.clock.now(), user_id, grant)
-                .await?;
+        let stored = accounts::grant_role(
+            db,
+            &request(ctx).origin(),
+            state.clock.now(),
+            user_id,
+            grant,
+        )
+        .await?;
         Ok(RoleGrantObject(stored))
     }
 
@@ -563,7 +574,11 @@ impl MutationRoot {
 
     /// ADMIN only, and only when the server runs with --manual-clock (else FORBIDDEN). Moves
     /// the clock forward, never back.
-    async fn advance_clock(&self, ctx: &Context<'_>, to: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
+    async fn advance_clock(
+        &self,
+        ctx: &Context<'_>,
+        to: DateTime<Utc>,
+    ) -> ApiResult<DateTime<Utc>> {
         require_admin(ctx, AdminAction::AdvanceClock)?;
         let state = state(ctx);
         let before = state.clock.now();

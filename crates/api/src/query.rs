@@ -1,15 +1,15 @@
 //! The query root.
 
-use crate::context::{loaders, load_failed, request, session, state};
+use crate::context::{load_failed, loaders, request, session, state};
 use crate::error::{ApiError, ApiResult};
 use crate::types::{
-    parse_id, AuditEventConnection, AuditEventEdge, AuditEventObject, AuditVerification,
-    CommissionObject, InvestigationConnection, InvestigationEdge, InvestigationObject,
-    MunicipalityObject, PageInfo, Phase, UserObject,
+    AuditEventConnection, AuditEventEdge, AuditEventObject, AuditVerification, CommissionObject,
+    InvestigationConnection, InvestigationEdge, InvestigationObject, MunicipalityObject, PageInfo,
+    Phase, UserObject, parse_id,
 };
-use async_graphql::{Context, Object, ID};
+use async_graphql::{Context, ID, Object};
 use base64::Engine;
-use rkflow_domain::visibility::{listing_filter, ListingFilter};
+use rkflow_domain::visibility::{ListingFilter, listing_filter};
 use rkflow_domain::{Action, Actor};
 use rkflow_store::{audit, investigations, organisation};
 use std::sync::Arc;
@@ -43,10 +43,7 @@ pub fn page_size(first: Option<i32>) -> ApiResult<u64> {
 
 /// Loads an investigation for the caller: NOT_FOUND when it does not exist or they may not
 /// see it.
-pub async fn visible_investigation(
-    ctx: &Context<'_>,
-    id: Uuid,
-) -> ApiResult<InvestigationObject> {
+pub async fn visible_investigation(ctx: &Context<'_>, id: Uuid) -> ApiResult<InvestigationObject> {
     let loaded = loaders(ctx)
         .investigations
         .load_one(id)
@@ -111,9 +108,10 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// The logged-in user; null without a session.
     async fn me(&self, ctx: &Context<'_>) -> Option<UserObject> {
-        request(ctx).session.as_ref().map(|s| UserObject {
-            model: s.user.clone(),
-        })
+        request(ctx)
+            .session
+            .as_ref()
+            .map(|s| UserObject::own(s.user.clone()))
     }
 
     async fn municipalities(&self, ctx: &Context<'_>) -> ApiResult<Vec<MunicipalityObject>> {
@@ -193,14 +191,13 @@ impl QueryRoot {
             .domain
             .authorize(&request(ctx).actor(), Action::ViewAuditTrail)?;
         let first = page_size(first)?;
-        let after = match after {
-            Some(cursor) => Some(
-                decode_cursor("after", &cursor)?
-                    .parse::<i64>()
-                    .map_err(|_| ApiError::bad_input("after", "not a cursor this server issued"))?,
-            ),
-            None => None,
-        };
+        let after =
+            match after {
+                Some(cursor) => Some(decode_cursor("after", &cursor)?.parse::<i64>().map_err(
+                    |_| ApiError::bad_input("after", "not a cursor this server issued"),
+                )?),
+                None => None,
+            };
         let db = &state(ctx).db.conn;
         let mut events = audit::events_of(db, id, after, first + 1).await?;
         let has_next = events.len() as u64 > first;

@@ -2,10 +2,10 @@
 //! whoever may read its audit trail. Each event is checked again when it arrives, so losing
 //! access ends the flow of events.
 
-use crate::context::{request, session, state, ApiState};
+use crate::context::{ApiState, request, session, state};
 use crate::error::{ApiError, ApiResult};
-use crate::types::{parse_id, AuditEventObject};
-use async_graphql::{Context, Subscription, ID};
+use crate::types::{AuditEventObject, parse_id};
+use async_graphql::{Context, ID, Subscription};
 use futures::stream::{self, Stream, StreamExt};
 use rkflow_domain::{Action, Actor};
 use rkflow_store::investigations;

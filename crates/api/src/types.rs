@@ -1,9 +1,11 @@
 //! GraphQL object types. They wrap store rows and the caller's [`View`], and ask the domain's
 //! visibility rules for every nested list, so no path shows more than the root would.
 
-use crate::context::{loaders, load_failed, request, state};
+use crate::context::{load_failed, loaders, request, state};
 use crate::error::{ApiError, ApiResult};
-use async_graphql::{Context, Enum, ID, InputValueError, InputValueResult, Object, Scalar, ScalarType, Value};
+use async_graphql::{
+    Context, Enum, ID, InputValueError, InputValueResult, Object, Scalar, ScalarType, Value,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use rkflow_domain::role::StoredGrant;
 use rkflow_domain::visibility::View;
@@ -102,6 +104,24 @@ pub fn parse_input_id(field: &str, id: &ID) -> ApiResult<Uuid> {
 
 pub struct UserObject {
     pub model: user::Model,
+    /// The user's own record (`me`, the login payload): grants and state are shown.
+    pub own: bool,
+}
+
+impl UserObject {
+    pub fn of(model: user::Model) -> UserObject {
+        UserObject { model, own: false }
+    }
+
+    pub fn own(model: user::Model) -> UserObject {
+        UserObject { model, own: true }
+    }
+
+    /// Whether the caller may see the user's grants and account state: the user and ADMINs.
+    fn shows_private(&self, ctx: &Context<'_>) -> bool {
+        let actor = request(ctx).actor();
+        self.own || actor.user == Some(self.model.id.into()) || actor.is_admin()
+    }
 }
 
 #[Object(name = "User")]
@@ -120,8 +140,7 @@ impl UserObject {
 
     /// The user's role grants: shown to the user and to ADMINs only.
     async fn roles(&self, ctx: &Context<'_>) -> ApiResult<Vec<RoleGrantObject>> {
-        let actor = request(ctx).actor();
-        if actor.user != Some(self.model.id.into()) && !actor.is_admin() {
+        if !self.shows_private(ctx) {
             return Ok(Vec::new());
         }
         let grants = loaders(ctx)
@@ -135,8 +154,7 @@ impl UserObject {
 
     /// Whether the account is disabled (shown to the user and to ADMINs).
     async fn disabled(&self, ctx: &Context<'_>) -> bool {
-        let actor = request(ctx).actor();
-        (actor.user == Some(self.model.id.into()) || actor.is_admin()) && self.model.disabled
+        self.shows_private(ctx) && self.model.disabled
     }
 }
 
@@ -194,7 +212,7 @@ async fn load_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<UserObject> {
         .load_one(id)
         .await
         .map_err(load_failed)?
-        .map(|model| UserObject { model })
+        .map(UserObject::of)
         .ok_or_else(|| ApiError::internal(&format!("user {id} referenced but missing")))
 }
 

@@ -1,11 +1,11 @@
 //! Command line and environment configuration. Every setting has a flag, an environment
 //! variable and a default; invalid values stop the server with a message naming the setting.
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use rkflow_api::auth::AuthConfig;
 use rkflow_api::Limits;
+use rkflow_api::auth::AuthConfig;
 use std::net::SocketAddr;
 
 #[derive(Parser, Debug)]
@@ -98,13 +98,25 @@ pub struct ServeArgs {
     #[arg(long, env = "RKFLOW_SESSION_ABSOLUTE_HOURS", default_value_t = 12)]
     pub session_absolute_hours: i64,
     /// Failed logins per account within the window before TOO_MANY_REQUESTS.
-    #[arg(long, env = "RKFLOW_LOGIN_MAX_FAILURES_PER_ACCOUNT", default_value_t = 5)]
+    #[arg(
+        long,
+        env = "RKFLOW_LOGIN_MAX_FAILURES_PER_ACCOUNT",
+        default_value_t = 5
+    )]
     pub login_max_failures_per_account: u64,
     /// Failed logins per client address within the window before TOO_MANY_REQUESTS.
-    #[arg(long, env = "RKFLOW_LOGIN_MAX_FAILURES_PER_CLIENT", default_value_t = 50)]
+    #[arg(
+        long,
+        env = "RKFLOW_LOGIN_MAX_FAILURES_PER_CLIENT",
+        default_value_t = 50
+    )]
     pub login_max_failures_per_client: u64,
     /// Window for counting failed logins, in minutes.
-    #[arg(long, env = "RKFLOW_LOGIN_THROTTLE_WINDOW_MINUTES", default_value_t = 15)]
+    #[arg(
+        long,
+        env = "RKFLOW_LOGIN_THROTTLE_WINDOW_MINUTES",
+        default_value_t = 15
+    )]
     pub login_throttle_window_minutes: i64,
     /// argon2id memory in KiB for new password hashes (at least 19456).
     #[arg(long, env = "RKFLOW_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
@@ -153,10 +165,12 @@ impl TryFrom<ServeArgs> for ServerConfig {
     type Error = anyhow::Error;
 
     fn try_from(args: ServeArgs) -> anyhow::Result<ServerConfig> {
-        let listen: SocketAddr = args
-            .listen
-            .parse()
-            .with_context(|| format!("RKFLOW_LISTEN / --listen: `{}` is not an address like 127.0.0.1:8080", args.listen))?;
+        let listen: SocketAddr = args.listen.parse().with_context(|| {
+            format!(
+                "RKFLOW_LISTEN / --listen: `{}` is not an address like 127.0.0.1:8080",
+                args.listen
+            )
+        })?;
         let manual_clock = match &args.manual_clock {
             Some(text) => Some(
                 DateTime::parse_from_rfc3339(text)
@@ -178,7 +192,9 @@ impl TryFrom<ServeArgs> for ServerConfig {
             bail!("RKFLOW_LOGIN_THROTTLE_WINDOW_MINUTES must be at least 1");
         }
         if args.argon2_memory_kib < 19_456 || args.argon2_iterations < 2 {
-            bail!("RKFLOW_ARGON2_MEMORY_KIB must be at least 19456 and RKFLOW_ARGON2_ITERATIONS at least 2 (the OWASP baseline)");
+            bail!(
+                "RKFLOW_ARGON2_MEMORY_KIB must be at least 19456 and RKFLOW_ARGON2_ITERATIONS at least 2 (the OWASP baseline)"
+            );
         }
         if !(3..=64).contains(&args.max_query_depth) {
             bail!("RKFLOW_MAX_QUERY_DEPTH must be between 3 and 64");

@@ -4,7 +4,7 @@
 //! the same store commands the API uses. The texts are this crate's own copy of excerpts of the
 //! commissions' letter of 15 November 2019.
 
-use anyhow::{anyhow, Context as _};
+use anyhow::{Context as _, anyhow};
 use rkflow_api::ApiState;
 use rkflow_domain::content;
 use rkflow_domain::investigation::{NewVersion, RebuttalTerms};
@@ -13,7 +13,7 @@ use rkflow_domain::{
     RecommendationId, ResponseMode, Role, Scope, UserId, VersionId,
 };
 use rkflow_store::investigations::VersionBody;
-use rkflow_store::{accounts, investigations, organisation, Origin};
+use rkflow_store::{Origin, accounts, investigations, organisation};
 use uuid::Uuid;
 
 /// The password of every demo account (demo only; printed at start-up).
@@ -98,22 +98,86 @@ const COMMISSIONS: [&str; 2] = [
 ];
 
 const USERS: &[DemoUser] = &[
-    DemoUser { email: "admin@rkflow.demo", name: "Beheerder rkflow", grants: &[(Role::Admin, Body::Global)] },
-    DemoUser { email: "glashouwer@rkc-bloemendaal.demo", name: "B.J. Glashouwer RE RI CISA", grants: &[(Role::Chair, Body::CommissionOf(0))] },
-    DemoUser { email: "vaneijsden@rkc-heemstede.demo", name: "J.K.M. van Eijsden", grants: &[(Role::Chair, Body::CommissionOf(1))] },
-    DemoUser { email: "bakker@rkc-bloemendaal.demo", name: "Ir. J.J. Bakker", grants: &[(Role::Member, Body::CommissionOf(0))] },
-    DemoUser { email: "lid@rkc-heemstede.demo", name: "Lid RKC Heemstede (demo)", grants: &[(Role::Member, Body::CommissionOf(1))] },
-    DemoUser { email: "secretaris@rkc-bloemendaal.demo", name: "Secretaris RKC Bloemendaal (demo)", grants: &[(Role::Secretary, Body::CommissionOf(0))] },
-    DemoUser { email: "secretaris@rkc-heemstede.demo", name: "Secretaris RKC Heemstede (demo)", grants: &[(Role::Secretary, Body::CommissionOf(1))] },
-    DemoUser { email: "schoneveld@berenschot.demo", name: "D.J. Schoneveld MSc PCP (Berenschot)", grants: &[] },
-    DemoUser { email: "college@bloemendaal.demo", name: "Contactpersoon college Bloemendaal (demo)", grants: &[(Role::CollegeContact, Body::Municipality(0))] },
-    DemoUser { email: "college@heemstede.demo", name: "Contactpersoon college Heemstede (demo)", grants: &[(Role::CollegeContact, Body::Municipality(1))] },
-    DemoUser { email: "ambtelijk@bloemendaal.demo", name: "Ambtelijk contactpersoon Bloemendaal (demo)", grants: &[(Role::CivilServiceContact, Body::Municipality(0))] },
-    DemoUser { email: "ambtelijk@heemstede.demo", name: "Ambtelijk contactpersoon Heemstede (demo)", grants: &[(Role::CivilServiceContact, Body::Municipality(1))] },
-    DemoUser { email: "griffier@bloemendaal.demo", name: "Griffier Bloemendaal (demo)", grants: &[(Role::Griffier, Body::Municipality(0))] },
-    DemoUser { email: "griffier@heemstede.demo", name: "Griffier Heemstede (demo)", grants: &[(Role::Griffier, Body::Municipality(1))] },
-    DemoUser { email: "raadslid@bloemendaal.demo", name: "Raadslid Bloemendaal (demo)", grants: &[(Role::CouncilMember, Body::Municipality(0))] },
-    DemoUser { email: "raadslid@heemstede.demo", name: "Raadslid Heemstede (demo)", grants: &[(Role::CouncilMember, Body::Municipality(1))] },
+    DemoUser {
+        email: "admin@rkflow.demo",
+        name: "Beheerder rkflow",
+        grants: &[(Role::Admin, Body::Global)],
+    },
+    DemoUser {
+        email: "glashouwer@rkc-bloemendaal.demo",
+        name: "B.J. Glashouwer RE RI CISA",
+        grants: &[(Role::Chair, Body::CommissionOf(0))],
+    },
+    DemoUser {
+        email: "vaneijsden@rkc-heemstede.demo",
+        name: "J.K.M. van Eijsden",
+        grants: &[(Role::Chair, Body::CommissionOf(1))],
+    },
+    DemoUser {
+        email: "bakker@rkc-bloemendaal.demo",
+        name: "Ir. J.J. Bakker",
+        grants: &[(Role::Member, Body::CommissionOf(0))],
+    },
+    DemoUser {
+        email: "lid@rkc-heemstede.demo",
+        name: "Lid RKC Heemstede (demo)",
+        grants: &[(Role::Member, Body::CommissionOf(1))],
+    },
+    DemoUser {
+        email: "secretaris@rkc-bloemendaal.demo",
+        name: "Secretaris RKC Bloemendaal (demo)",
+        grants: &[(Role::Secretary, Body::CommissionOf(0))],
+    },
+    DemoUser {
+        email: "secretaris@rkc-heemstede.demo",
+        name: "Secretaris RKC Heemstede (demo)",
+        grants: &[(Role::Secretary, Body::CommissionOf(1))],
+    },
+    DemoUser {
+        email: "schoneveld@berenschot.demo",
+        name: "D.J. Schoneveld MSc PCP (Berenschot)",
+        grants: &[],
+    },
+    DemoUser {
+        email: "college@bloemendaal.demo",
+        name: "Contactpersoon college Bloemendaal (demo)",
+        grants: &[(Role::CollegeContact, Body::Municipality(0))],
+    },
+    DemoUser {
+        email: "college@heemstede.demo",
+        name: "Contactpersoon college Heemstede (demo)",
+        grants: &[(Role::CollegeContact, Body::Municipality(1))],
+    },
+    DemoUser {
+        email: "ambtelijk@bloemendaal.demo",
+        name: "Ambtelijk contactpersoon Bloemendaal (demo)",
+        grants: &[(Role::CivilServiceContact, Body::Municipality(0))],
+    },
+    DemoUser {
+        email: "ambtelijk@heemstede.demo",
+        name: "Ambtelijk contactpersoon Heemstede (demo)",
+        grants: &[(Role::CivilServiceContact, Body::Municipality(1))],
+    },
+    DemoUser {
+        email: "griffier@bloemendaal.demo",
+        name: "Griffier Bloemendaal (demo)",
+        grants: &[(Role::Griffier, Body::Municipality(0))],
+    },
+    DemoUser {
+        email: "griffier@heemstede.demo",
+        name: "Griffier Heemstede (demo)",
+        grants: &[(Role::Griffier, Body::Municipality(1))],
+    },
+    DemoUser {
+        email: "raadslid@bloemendaal.demo",
+        name: "Raadslid Bloemendaal (demo)",
+        grants: &[(Role::CouncilMember, Body::Municipality(0))],
+    },
+    DemoUser {
+        email: "raadslid@heemstede.demo",
+        name: "Raadslid Heemstede (demo)",
+        grants: &[(Role::CouncilMember, Body::Municipality(1))],
+    },
 ];
 
 /// Seeds the demo into an empty database; returns the logins. Does nothing (and returns no
@@ -166,7 +230,10 @@ pub async fn seed(api: &ApiState) -> anyhow::Result<Vec<(String, String)>> {
         logins.push((demo_user.email.to_string(), DEMO_PASSWORD.to_string()));
     }
     let actor = |email: &str| -> (Origin, Actor) {
-        let index = USERS.iter().position(|u| u.email == email).expect("demo user");
+        let index = USERS
+            .iter()
+            .position(|u| u.email == email)
+            .expect("demo user");
         let (id, actor) = &actors[index];
         (
             Origin {
@@ -254,7 +321,10 @@ async fn seed_investigation(
     };
     let (command, body) = markdown(DocumentKind::Proposal, PROPOSAL_TEXT)?;
     run("bakker@rkc-bloemendaal.demo", command, Some(body)).await?;
-    for chair in ["glashouwer@rkc-bloemendaal.demo", "vaneijsden@rkc-heemstede.demo"] {
+    for chair in [
+        "glashouwer@rkc-bloemendaal.demo",
+        "vaneijsden@rkc-heemstede.demo",
+    ] {
         run(chair, Command::Approve { comment: None }, None).await?;
     }
     let (command, body) = markdown(DocumentKind::ResearchReport, REPORT_TEXT)?;

@@ -7,7 +7,7 @@ use async_graphql::{Data, ServerError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -30,7 +30,9 @@ pub fn router(state: AppState) -> Router {
         .route("/files/versions/{id}", get(download_version))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
 }
 
@@ -47,7 +49,9 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 fn error_response(status: StatusCode, code: Code, message: &str) -> Response {
     (
         status,
-        Json(json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] })),
+        Json(
+            json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] }),
+        ),
     )
         .into_response()
 }
@@ -88,9 +92,15 @@ async fn graphiql(State(state): State<AppState>) -> Response {
         .finish();
     let mut response = Html(page).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
@@ -117,7 +127,9 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         .to_str()
         .map_err(|_| ApiError::new(Code::Unauthenticated, "malformed Authorization header"))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim()))
         }
         _ => Err(ApiError::new(
@@ -135,13 +147,8 @@ async fn request_context(
     client: String,
 ) -> Result<RequestContext, ApiError> {
     let token = bearer_token(headers)?;
-    let session = auth::resolve_session(
-        &state.api.db,
-        &state.api.auth,
-        state.api.clock.now(),
-        token,
-    )
-    .await?;
+    let session =
+        auth::resolve_session(&state.api.db, &state.api.auth, state.api.clock.now(), token).await?;
     Ok(RequestContext {
         session,
         client: Some(client),
@@ -199,7 +206,7 @@ async fn graphql(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Code::BadUserInput,
                 &format!("the request body exceeds {limit} bytes"),
-            )
+            );
         }
     };
     let request = if json {
@@ -217,7 +224,7 @@ async fn graphql(
                     StatusCode::BAD_REQUEST,
                     Code::BadUserInput,
                     "the body is not a GraphQL request in JSON",
-                )
+                );
             }
         }
     } else {
@@ -237,14 +244,14 @@ async fn graphql(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     Code::BadUserInput,
                     "file: at most 26214400 bytes (25 MiB) are accepted",
-                )
+                );
             }
             Err(_) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
                     Code::BadUserInput,
                     "the body is not a GraphQL multipart request",
-                )
+                );
             }
         }
     };
@@ -253,9 +260,7 @@ async fn graphql(
         Ok(context) => context,
         Err(err) => return api_error_response(err),
     };
-    let request = request
-        .data(context)
-        .data(Loaders::new(&state.api.db));
+    let request = request.data(context).data(Loaders::new(&state.api.db));
     let mut response = state.schema.execute(request).await;
     ensure_codes(&mut response.errors);
     let mut http = Json(response).into_response();
@@ -329,8 +334,7 @@ async fn download_version(
     let Ok(version_id) = Uuid::parse_str(&id) else {
         return api_error_response(ApiError::not_found());
     };
-    match files::version_download(&state.api, &context.actor(), &context.origin(), version_id)
-        .await
+    match files::version_download(&state.api, &context.actor(), &context.origin(), version_id).await
     {
         Ok(download) => {
             let mut response = Response::new(Body::from(download.bytes));
@@ -345,7 +349,10 @@ async fn download_version(
             if let Ok(value) = HeaderValue::from_str(&disposition) {
                 headers.insert(header::CONTENT_DISPOSITION, value);
             }
-            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert(
                 header::CONTENT_SECURITY_POLICY,

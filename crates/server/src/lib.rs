@@ -56,7 +56,9 @@ pub async fn open_database(url: &str) -> anyhow::Result<Db> {
     let db = Db::connect(url)
         .await
         .with_context(|| format!("cannot open the database at {}", redact(url)))?;
-    db.migrate().await.context("migrating the database failed")?;
+    db.migrate()
+        .await
+        .context("migrating the database failed")?;
     Ok(db)
 }
 
@@ -82,7 +84,8 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
         Some(start) => Clock::manual(start),
         None => Clock::System,
     };
-    let passwords = Passwords::new(&config.auth).map_err(|_| anyhow::anyhow!("invalid argon2 parameters"))?;
+    let passwords =
+        Passwords::new(&config.auth).map_err(|_| anyhow::anyhow!("invalid argon2 parameters"))?;
     let api = ApiState {
         db: db.clone(),
         clock,
@@ -123,7 +126,10 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
             }
             tracing::info!("shutting down: finishing in-flight requests");
         };
-        if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        if let Err(err) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!(error = %err, "server error");
         }
         db.close().await;

@@ -1,8 +1,8 @@
 //! `rkflow`: serve, migrate, print the schema, manage accounts, verify the audit chain.
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use clap::Parser;
-use rkflow_api::auth::{check_password_rules, AuthConfig, Passwords};
+use rkflow_api::auth::{AuthConfig, Passwords, check_password_rules};
 use rkflow_server::config::{AdminCommand, AuditCommand, Cli, Command, ServerConfig};
 use rkflow_server::{open_database, start};
 use std::process::ExitCode;
@@ -12,7 +12,9 @@ fn init_logging() {
     let filter = EnvFilter::try_from_env("RKFLOW_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     let json = std::env::var("RKFLOW_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -40,7 +42,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let server = start(config.clone(), true).await?;
             if !server.demo_logins.is_empty() {
                 println!("rkflow demo: the 2019 Bloemendaal–Heemstede investigation is ready.");
-                println!("Log in with any of these accounts (password for all: {}):", server.demo_logins[0].1);
+                println!(
+                    "Log in with any of these accounts (password for all: {}):",
+                    server.demo_logins[0].1
+                );
                 for (email, _) in &server.demo_logins {
                     println!("  {email}");
                 }
@@ -90,24 +95,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             check_password_rules(&password).map_err(|e| anyhow::anyhow!(e.message))?;
             let db = open_database(&database.database_url).await?;
-            let passwords = Passwords::new(&AuthConfig::default())
-                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let passwords =
+                Passwords::new(&AuthConfig::default()).map_err(|e| anyhow::anyhow!(e.message))?;
             let hash = passwords
                 .hash(&password)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;
-            let created = rkflow_store::accounts::create_admin(
-                &db,
-                chrono::Utc::now(),
-                &email,
-                &name,
-                &hash,
-            )
-            .await
-            .map_err(|err| match err {
-                rkflow_store::StoreError::Domain(domain) => anyhow::anyhow!("{domain}"),
-                other => anyhow::anyhow!(other),
-            })?;
+            let created =
+                rkflow_store::accounts::create_admin(&db, chrono::Utc::now(), &email, &name, &hash)
+                    .await
+                    .map_err(|err| match err {
+                        rkflow_store::StoreError::Domain(domain) => anyhow::anyhow!("{domain}"),
+                        other => anyhow::anyhow!(other),
+                    })?;
             println!("created admin {} ({})", created.email, created.id);
             Ok(ExitCode::SUCCESS)
         }
@@ -117,7 +117,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let db = open_database(&args.database_url).await?;
             let result = rkflow_store::audit::verify_chain(&db.conn).await?;
             if result.intact {
-                println!("audit chain intact: {} events checked", result.events_checked);
+                println!(
+                    "audit chain intact: {} events checked",
+                    result.events_checked
+                );
                 Ok(ExitCode::SUCCESS)
             } else {
                 println!(

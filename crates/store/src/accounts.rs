@@ -1,16 +1,15 @@
 //! Users, role grants, sessions and login attempts.
 
+use crate::Db;
 use crate::audit::{self, NewEvent, Origin};
 use crate::entity::{login_attempt, role_grant, session, user};
 use crate::error::{StoreError, StoreResult};
-use crate::Db;
 use chrono::{DateTime, Utc};
 use rkflow_domain::role::StoredGrant;
 use rkflow_domain::{DomainError, Grant, GrantId, Role, Scope};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -128,7 +127,11 @@ pub async fn set_disabled(
     disabled: bool,
 ) -> StoreResult<user::Model> {
     let txn = db.begin_write().await?;
-    let Some(found) = user::Entity::find_by_id(user_id).lock_exclusive().one(&txn).await? else {
+    let Some(found) = user::Entity::find_by_id(user_id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+    else {
         return Err(DomainError::NotFound.into());
     };
     let mut active: user::ActiveModel = found.into();
@@ -143,7 +146,11 @@ pub async fn set_disabled(
         origin,
         now,
         &[NewEvent {
-            action: if disabled { "user.disabled" } else { "user.enabled" },
+            action: if disabled {
+                "user.disabled"
+            } else {
+                "user.enabled"
+            },
             investigation: None,
             data: json!({ "user": user_id, "sessionsRevoked": revoked }),
         }],
@@ -302,7 +309,9 @@ pub async fn revoke_role(
     let Some(model) = role_grant::Entity::find_by_id(grant_id).one(&txn).await? else {
         return Err(DomainError::NotFound.into());
     };
-    role_grant::Entity::delete_by_id(grant_id).exec(&txn).await?;
+    role_grant::Entity::delete_by_id(grant_id)
+        .exec(&txn)
+        .await?;
     audit::append(
         &txn,
         origin,
@@ -510,7 +519,10 @@ async fn revoke_sessions_of<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> StoreResult<u64> {
     let result = session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, sea_orm::sea_query::Expr::value(now))
+        .col_expr(
+            session::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
         .filter(session::Column::UserId.eq(user_id))
         .filter(session::Column::RevokedAt.is_null())
         .exec(db)

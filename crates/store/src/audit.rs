@@ -175,8 +175,8 @@ pub async fn events_of<C: ConnectionTrait>(
     after_seq: Option<i64>,
     limit: u64,
 ) -> StoreResult<Vec<audit_event::Model>> {
-    let mut query = audit_event::Entity::find()
-        .filter(audit_event::Column::InvestigationId.eq(investigation));
+    let mut query =
+        audit_event::Entity::find().filter(audit_event::Column::InvestigationId.eq(investigation));
     if let Some(after) = after_seq {
         query = query.filter(audit_event::Column::Seq.gt(after));
     }

@@ -3,15 +3,19 @@
 use crate::error::StoreResult;
 use rkflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The database the server uses, with its backend.
 #[derive(Clone, Debug)]
 pub struct Db {
     pub conn: DatabaseConnection,
+    /// SQL statements executed since start (for tests and benchmarks that count them).
+    pub statements: Arc<AtomicU64>,
 }
 
 /// The SQLite file used when nothing else is configured.
@@ -61,8 +65,18 @@ impl Db {
         } else {
             options.max_connections(16).min_connections(1);
         }
-        let conn = Database::connect(options).await?;
-        Ok(Db { conn })
+        let mut conn = Database::connect(options).await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        conn.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        Ok(Db { conn, statements })
+    }
+
+    /// Statements executed so far.
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     pub fn backend(&self) -> DatabaseBackend {

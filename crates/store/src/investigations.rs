@@ -1,6 +1,7 @@
 //! Investigations: loading the domain value (one or many at once), running commands in one
 //! transaction, listing what a caller may see, and reading version content.
 
+use crate::Db;
 use crate::audit::{self, NewEvent, Origin};
 use crate::entity::{
     approval, audit_event, commission_municipality, document, document_version, frozen_version,
@@ -8,11 +9,10 @@ use crate::entity::{
 };
 use crate::error::{StoreError, StoreResult};
 use crate::organisation;
-use crate::Db;
 use chrono::{DateTime, Utc};
 use rkflow_domain::investigation::{
-    ApprovalState, DocumentState, Frozen, FreezePurpose, Participant, Proposal,
-    RebuttalTerms, RecommendationState, VersionInfo,
+    ApprovalState, DocumentState, FreezePurpose, Frozen, Participant, Proposal, RebuttalTerms,
+    RecommendationState, VersionInfo,
 };
 use rkflow_domain::visibility::ListingFilter;
 use rkflow_domain::{
@@ -53,7 +53,9 @@ impl Loaded {
     }
 
     pub fn versions_of(&self, document: Uuid) -> impl Iterator<Item = &document_version::Model> {
-        self.versions.iter().filter(move |v| v.document_id == document)
+        self.versions
+            .iter()
+            .filter(move |v| v.document_id == document)
     }
 
     pub fn domain_document(&self, document: Uuid) -> Option<&DocumentState> {
@@ -800,7 +802,9 @@ pub async fn find_version<C: ConnectionTrait>(
     db: &C,
     version: Uuid,
 ) -> StoreResult<Option<document_version::Model>> {
-    Ok(document_version::Entity::find_by_id(version).one(db).await?)
+    Ok(document_version::Entity::find_by_id(version)
+        .one(db)
+        .await?)
 }
 
 /// The stored bytes of a version.

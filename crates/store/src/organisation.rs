@@ -1,9 +1,9 @@
 //! Municipalities (with their council and college) and commissions.
 
+use crate::Db;
 use crate::audit::{self, NewEvent, Origin};
 use crate::entity::{commission, commission_municipality, municipality};
 use crate::error::{StoreError, StoreResult};
-use crate::Db;
 use chrono::{DateTime, Utc};
 use rkflow_domain::DomainError;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder};
@@ -182,9 +182,7 @@ async fn with_municipalities<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let links = commission_municipality::Entity::find()
-        .filter(
-            commission_municipality::Column::CommissionId.is_in(found.iter().map(|c| c.id)),
-        )
+        .filter(commission_municipality::Column::CommissionId.is_in(found.iter().map(|c| c.id)))
         .all(db)
         .await?;
     let mut by_commission: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
