@@ -194,7 +194,7 @@ fn value_name(upload: &Upload, ctx: &Context<'_>) -> String {
 
 pub struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Logs in; the token goes in `Authorization: Bearer <token>`.
     async fn login(

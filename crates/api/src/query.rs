@@ -104,7 +104,7 @@ async fn investigation_page(
 
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// The logged-in user; null without a session.
     async fn me(&self, ctx: &Context<'_>) -> Option<UserObject> {

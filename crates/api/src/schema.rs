@@ -45,3 +45,191 @@ pub fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, MutationRoot, Subscri
 pub fn sdl() -> String {
     builder(Limits::default()).finish().sdl()
 }
+
+/// The parts of the contract (`graphql/contract.graphql`, a copy of the shared contract) that
+/// later issues implement. The conformance test fails when one of these appears (remove it
+/// here) and when anything else of the contract is missing.
+pub const PENDING_CONTRACT_PARTS: &[&str] = &[
+    // Issue 4: deadlines and the rebuttal round.
+    "enum DeadlineKind",
+    "enum DeadlineStatus",
+    "enum CollegePosition",
+    "type Deadline",
+    "type ExtensionRequest",
+    "type Response",
+    "type RecommendationPosition",
+    "input FileResponseInput",
+    "input RecommendationPositionInput",
+    "Mutation.startFactualCheck",
+    "Mutation.fileResponse",
+    "Mutation.cosignResponse",
+    "Mutation.requestExtension",
+    "Mutation.decideExtension",
+    "Investigation.deadlines",
+    "Investigation.extensionRequests",
+    "Investigation.responses",
+    "Recommendation.positions",
+    // Issue 5: submission, publication and follow-up.
+    "enum CouncilDecision",
+    "type CouncilDecisionRecord",
+    "type ImplementationUpdate",
+    "type CouncilSubmission",
+    "Mutation.recordCouncilDecision",
+    "Mutation.addImplementationUpdate",
+    "Investigation.submissions",
+    "Recommendation.councilDecisions",
+    "Recommendation.implementationUpdates",
+];
+
+#[cfg(test)]
+mod contract_conformance {
+    use super::{sdl, PENDING_CONTRACT_PARTS};
+    use async_graphql::parser::parse_schema;
+    use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
+    use std::collections::BTreeMap;
+
+    const CONTRACT: &str = include_str!("../../../graphql/contract.graphql");
+
+    /// What a schema declares: "kind Name" → members ("field(args): Type" / enum values).
+    #[derive(Default)]
+    struct Declared {
+        types: BTreeMap<String, String>,
+        fields: BTreeMap<String, (Type, BTreeMap<String, Type>)>,
+        enum_values: BTreeMap<String, Vec<String>>,
+    }
+
+    fn declared(sdl: &str) -> Declared {
+        let document = parse_schema(sdl).expect("a valid SDL");
+        let mut declared = Declared::default();
+        for definition in document.definitions {
+            let TypeSystemDefinition::Type(ty) = definition else {
+                continue;
+            };
+            let name = ty.node.name.node.to_string();
+            let (kind, fields) = match &ty.node.kind {
+                TypeKind::Scalar => ("scalar", Vec::new()),
+                TypeKind::Object(object) => (
+                    "type",
+                    object
+                        .fields
+                        .iter()
+                        .map(|f| {
+                            (
+                                f.node.name.node.to_string(),
+                                f.node.ty.node.clone(),
+                                f.node
+                                    .arguments
+                                    .iter()
+                                    .map(|a| (a.node.name.node.to_string(), a.node.ty.node.clone()))
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                ),
+                TypeKind::InputObject(input) => (
+                    "input",
+                    input
+                        .fields
+                        .iter()
+                        .map(|f| (f.node.name.node.to_string(), f.node.ty.node.clone(), BTreeMap::new()))
+                        .collect(),
+                ),
+                TypeKind::Enum(values) => {
+                    declared.enum_values.insert(
+                        name.clone(),
+                        values.values.iter().map(|v| v.node.value.node.to_string()).collect(),
+                    );
+                    ("enum", Vec::new())
+                }
+                _ => ("other", Vec::new()),
+            };
+            declared.types.insert(name.clone(), format!("{kind} {name}"));
+            for (field, ty, args) in fields {
+                declared.fields.insert(format!("{name}.{field}"), (ty, args));
+            }
+        }
+        declared
+    }
+
+    /// An output type may be stricter than the contract, never looser or different.
+    fn output_compatible(contract: &Type, ours: &Type) -> bool {
+        (contract.nullable || !ours.nullable)
+            && match (&contract.base, &ours.base) {
+                (BaseType::Named(a), BaseType::Named(b)) => a == b,
+                (BaseType::List(a), BaseType::List(b)) => output_compatible(a, b),
+                _ => false,
+            }
+    }
+
+    fn pending(item: &str) -> bool {
+        PENDING_CONTRACT_PARTS.contains(&item)
+    }
+
+    #[test]
+    fn the_schema_serves_the_contract() {
+        let contract = declared(CONTRACT);
+        let ours = declared(&sdl());
+        let mut problems = Vec::new();
+        for (name, label) in &contract.types {
+            let present = ours.types.get(name) == Some(label);
+            if pending(label) {
+                if present {
+                    problems.push(format!("{label} is implemented: remove it from PENDING_CONTRACT_PARTS"));
+                }
+                continue;
+            }
+            if !present {
+                problems.push(format!("missing {label}"));
+            }
+        }
+        for (name, values) in &contract.enum_values {
+            if pending(&format!("enum {name}")) {
+                continue;
+            }
+            for value in values {
+                if !ours.enum_values.get(name).is_some_and(|v| v.contains(value)) {
+                    problems.push(format!("missing enum value {name}.{value}"));
+                }
+            }
+        }
+        for (path, (ty, args)) in &contract.fields {
+            let owner = path.split('.').next().unwrap_or_default();
+            let owner_label = contract.types.get(owner).cloned().unwrap_or_default();
+            if pending(&owner_label) {
+                continue;
+            }
+            let Some((our_ty, our_args)) = ours.fields.get(path) else {
+                if !pending(path) {
+                    problems.push(format!("missing field {path}"));
+                }
+                continue;
+            };
+            if pending(path) {
+                problems.push(format!("{path} is implemented: remove it from PENDING_CONTRACT_PARTS"));
+                continue;
+            }
+            let input = owner_label.starts_with("input ");
+            let ok = if input {
+                ty.to_string() == our_ty.to_string()
+            } else {
+                output_compatible(ty, our_ty)
+            };
+            if !ok {
+                problems.push(format!("{path}: contract {ty}, served {our_ty}"));
+            }
+            for (arg, arg_ty) in args {
+                match our_args.get(arg) {
+                    Some(our) if our.to_string() == arg_ty.to_string() => {}
+                    Some(our) => problems.push(format!("{path}({arg}): contract {arg_ty}, served {our}")),
+                    None => problems.push(format!("missing argument {path}({arg})")),
+                }
+            }
+            for (arg, our) in our_args {
+                if !args.contains_key(arg) && !our.nullable {
+                    problems.push(format!("{path}({arg}) is an extra required argument"));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "contract conformance:\n{}", problems.join("\n"));
+    }
+}

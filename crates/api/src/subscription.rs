@@ -22,7 +22,7 @@ async fn may_follow(state: &ApiState, actor: &Actor, id: Uuid) -> ApiResult<()> 
 
 pub struct SubscriptionRoot;
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Every audit event of one investigation that the subscriber may see, as it happens.
     async fn investigation_events(
