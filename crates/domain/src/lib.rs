@@ -11,10 +11,12 @@
 //! - [`visibility`]: who sees which investigation, version, response, deadline.
 //! - [`investigation`]: the investigation value, its commands and their changes.
 //! - [`content`]: document content validation and hashing.
+//! - [`deadline`]: terms, due instants and the Algemene termijnenwet.
 //! - [`audit`]: the audit chain's canonical encoding and hash.
 
 pub mod audit;
 pub mod content;
+pub mod deadline;
 pub mod error;
 pub mod ids;
 pub mod investigation;
