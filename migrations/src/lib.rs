@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_organisation;
 mod m20261129_000002_lifecycle;
+mod m20261129_000003_rebuttal;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261129_000001_organisation::Migration),
             Box::new(m20261129_000002_lifecycle::Migration),
+            Box::new(m20261129_000003_rebuttal::Migration),
         ]
     }
 }

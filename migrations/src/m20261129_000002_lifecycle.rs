@@ -32,7 +32,6 @@ impl MigrationTrait for Migration {
                 .col(date_null("scope_end"))
                 .col(string_null("rebuttal_mode"))
                 .col(date_null("rebuttal_due_date"))
-                .col(boolean("factual_check_open"))
                 .col(boolean("proposal_approved"))
                 .col(timestamp_with_time_zone_null("published_at"))
                 .col(uuid("created_by"))

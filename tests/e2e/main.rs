@@ -6,4 +6,5 @@ mod audit;
 mod documents;
 mod lifecycle;
 mod permissions;
+mod support;
 mod visibility;

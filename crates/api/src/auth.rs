@@ -297,18 +297,23 @@ pub async fn login(
     password: &str,
 ) -> ApiResult<(String, DateTime<Utc>, user::Model)> {
     let key = account_key(email);
-    let client = origin.client.clone().unwrap_or_default();
-    let (account_failures, client_failures) =
-        accounts::recent_failures(&db.conn, &key, &client, now - config.throttle_window).await?;
-    if account_failures >= config.max_failures_per_account
-        || client_failures >= config.max_failures_per_client
-    {
-        accounts::record_failed_login(db, origin, now, &key, "throttled").await?;
+    let reservation = accounts::reserve_login_attempt(
+        db,
+        origin,
+        now,
+        &key,
+        now - config.throttle_window,
+        config.max_failures_per_account,
+        config.max_failures_per_client,
+    )
+    .await?;
+    let Some(reservation) = reservation else {
+        accounts::record_failed_login(db, origin, now, &key, "throttled", None).await?;
         return Err(ApiError::new(
             Code::TooManyRequests,
             "too many failed logins; wait a few minutes and try again",
         ));
-    }
+    };
     let found = if password.chars().count() > MAX_PASSWORD_CHARS {
         None
     } else {
@@ -325,7 +330,8 @@ pub async fn login(
                 Some(user) if user.disabled => "disabled account",
                 Some(_) => "wrong password",
             };
-            accounts::record_failed_login(db, origin, now, &key, reason).await?;
+            accounts::record_failed_login(db, origin, now, &key, reason, Some(reservation))
+                .await?;
             return Err(ApiError::new(
                 Code::Unauthenticated,
                 "the email address or password is not correct",
@@ -352,5 +358,6 @@ pub async fn login(
         &key,
     )
     .await?;
+    accounts::release_login_attempt(&db.conn, reservation).await?;
     Ok((token, session_expiry(config, now, now), user))
 }

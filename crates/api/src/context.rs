@@ -125,7 +125,7 @@ batch_loader!(
     /// Investigations with everything the rules need, a fixed number of statements per batch.
     InvestigationLoader,
     Arc<Loaded>,
-    |db, keys| Ok(investigations::load_many(&db.conn, keys)
+    |db, keys| Ok(investigations::load_many(db, keys)
         .await?
         .into_iter()
         .map(|l| (l.id(), Arc::new(l)))

@@ -27,7 +27,7 @@ pub async fn version_download(
     let version = investigations::find_version(&db.conn, version_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let loaded = investigations::load(&db.conn, version.investigation_id)
+    let loaded = investigations::load(db, version.investigation_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let document = loaded

@@ -91,7 +91,7 @@ async fn run(
 
 /// The investigation as it is after a command (read fresh, not from the request's cache).
 async fn fresh(ctx: &Context<'_>, id: Uuid) -> ApiResult<InvestigationObject> {
-    let loaded = investigations::load(&state(ctx).db.conn, id)
+    let loaded = investigations::load(&state(ctx).db, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     InvestigationObject::for_actor(std::sync::Arc::new(loaded), &request(ctx).actor())
@@ -129,6 +129,8 @@ pub struct SubmitDocumentVersionInput {
     /// The version this one was edited from; CONFLICT when a newer version exists.
     pub base_version: Option<i32>,
     pub note: Option<String>,
+    /// For a FACTUAL_RESPONSE by the contact of several concerned municipalities: which one.
+    pub municipality_id: Option<ID>,
 }
 
 /// Reads the content of a new version: Markdown text or an uploaded file, exactly one.
@@ -465,6 +467,7 @@ impl MutationRoot {
                 base_version: input.base_version,
                 content: meta,
                 note: input.note,
+                municipality: input.municipality_id.as_ref().map(|id| parse_input_id("municipalityId", id)).transpose()?.map(Into::into),
             },
             new_document: DocumentId::new(),
             new_version,

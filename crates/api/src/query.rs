@@ -229,7 +229,7 @@ impl QueryRoot {
     ) -> ApiResult<AuditVerification> {
         session(ctx)?;
         let id = parse_id(&investigation_id)?;
-        let loaded = investigations::load(&state(ctx).db.conn, id)
+        let loaded = investigations::load(&state(ctx).db, id)
             .await?
             .ok_or_else(ApiError::not_found)?;
         loaded

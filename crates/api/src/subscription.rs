@@ -13,7 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 async fn may_follow(state: &ApiState, actor: &Actor, id: Uuid) -> ApiResult<()> {
-    let loaded = investigations::load(&state.db.conn, id)
+    let loaded = investigations::load(&state.db, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     loaded.domain.authorize(actor, Action::ViewAuditTrail)?;

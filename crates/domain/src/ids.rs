@@ -91,3 +91,11 @@ id_type!(
     /// A filed administrative response (bestuurlijke reactie).
     ResponseId
 );
+id_type!(
+    /// A deadline of a factual check or rebuttal round.
+    DeadlineId
+);
+id_type!(
+    /// A college's request to extend its deadline.
+    ExtensionId
+);

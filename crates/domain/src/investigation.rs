@@ -9,9 +9,14 @@
 
 use crate::content::ContentMeta;
 use crate::error::DomainError;
+use crate::deadline::Calendar;
 use crate::ids::{
-    ApprovalId, CommissionId, DocumentId, InvestigationId, MunicipalityId, RecommendationId,
-    ResponseId, UserId, VersionId,
+    ApprovalId, CommissionId, DeadlineId, DocumentId, ExtensionId, InvestigationId,
+    MunicipalityId, RecommendationId, ResponseId, UserId, VersionId,
+};
+use crate::rebuttal::{
+    CollegePosition, DeadlineKind, DeadlineState, DeadlineStatus, ExtensionState, NewResponse,
+    TermPolicy,
 };
 use crate::permission::{self, Action, ActionContext, Capacity, Parties, Relation};
 use crate::phase::{DocumentKind, Phase, RecommendationAddressee, ResponseMode};
@@ -19,7 +24,7 @@ use crate::role::Actor;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Most participating commissions in one investigation.
 pub const MAX_COMMISSIONS: usize = 20;
@@ -105,7 +110,13 @@ pub struct ResponseState {
     /// The colleges that filed or co-signed it.
     pub signed_by: BTreeSet<MunicipalityId>,
     pub version: VersionId,
+    /// The ADMINISTRATIVE_RESPONSE document holding it.
+    pub document: DocumentId,
     pub filed_at: DateTime<Utc>,
+    /// Filed or co-signed after a signing college's deadline.
+    pub late: bool,
+    /// The colleges' positions on recommendations.
+    pub positions: Vec<(RecommendationId, CollegePosition)>,
 }
 
 /// Why a set of versions was frozen.
@@ -175,10 +186,17 @@ pub struct Investigation {
     /// The still-valid approvals of the current phase's gate.
     pub approvals: Vec<ApprovalState>,
     pub frozen: Frozen,
-    /// Whether a factual check (ambtelijk wederhoor) is running.
-    pub factual_check_open: bool,
     pub responses: Vec<ResponseState>,
     pub published: bool,
+    /// Since when it is suspended (the deadlines' clocks stand still from then).
+    pub suspended_since: Option<DateTime<Utc>>,
+    /// Deadlines of the factual check and the rebuttal.
+    pub deadlines: Vec<DeadlineState>,
+    pub extensions: Vec<ExtensionState>,
+    /// The participating commissions' terms (defaults where absent).
+    pub policies: BTreeMap<CommissionId, TermPolicy>,
+    /// Rest days for the deadline rule.
+    pub calendar: Calendar,
 }
 
 /// What `proposeInvestigation` asks for.
@@ -199,6 +217,9 @@ pub struct NewVersion {
     pub base_version: Option<i32>,
     pub content: ContentMeta,
     pub note: Option<String>,
+    /// For a FACTUAL_RESPONSE: the municipality it answers for (needed only when the author is
+    /// the contact of several concerned municipalities).
+    pub municipality: Option<MunicipalityId>,
 }
 
 /// One stored change. Each becomes one audit event with this value as its data.
@@ -272,6 +293,65 @@ pub enum Change {
         from: Phase,
         reason: String,
     },
+    DeadlineOpened {
+        deadline: DeadlineId,
+        kind: DeadlineKind,
+        municipality: MunicipalityId,
+        due_at: DateTime<Utc>,
+    },
+    DeadlineClosed {
+        deadline: DeadlineId,
+        municipality: MunicipalityId,
+        status: DeadlineStatus,
+    },
+    DeadlineMoved {
+        deadline: DeadlineId,
+        due_at: DateTime<Utc>,
+        reason: String,
+    },
+    ReminderDue {
+        deadline: DeadlineId,
+        kind: DeadlineKind,
+        municipality: MunicipalityId,
+        due_at: DateTime<Utc>,
+        before_seconds: i64,
+        /// Earlier reminders this one stands in for (after a jump of the clock).
+        also_covers: Vec<i64>,
+    },
+    ResponseFiled {
+        response: ResponseId,
+        document: DocumentId,
+        version: VersionId,
+        colleges: Vec<MunicipalityId>,
+        signed_by: Vec<MunicipalityId>,
+        late: bool,
+        positions: Vec<(RecommendationId, CollegePosition)>,
+    },
+    ResponseCosigned {
+        response: ResponseId,
+        colleges: Vec<MunicipalityId>,
+        late: bool,
+    },
+    /// Colleges without a counted response when the rebuttal gate passed.
+    NoResponse {
+        colleges: Vec<MunicipalityId>,
+    },
+    ExtensionRequested {
+        request: ExtensionId,
+        municipality: MunicipalityId,
+        proposed_due_date: NaiveDate,
+        reason: String,
+    },
+    ExtensionVoted {
+        request: ExtensionId,
+        commission: CommissionId,
+        grant: bool,
+        comment: Option<String>,
+    },
+    ExtensionResolved {
+        request: ExtensionId,
+        granted: bool,
+    },
 }
 
 impl Change {
@@ -292,6 +372,21 @@ impl Change {
             Change::Suspended { .. } => "investigation.suspended",
             Change::Resumed => "investigation.resumed",
             Change::Cancelled { .. } => "investigation.cancelled",
+            Change::DeadlineOpened { .. } => "deadline.opened",
+            Change::DeadlineClosed { status, .. } => match status {
+                DeadlineStatus::Met => "deadline.met",
+                DeadlineStatus::Missed => "deadline.missed",
+                DeadlineStatus::Waived => "deadline.waived",
+                DeadlineStatus::Open => "deadline.reopened",
+            },
+            Change::DeadlineMoved { .. } => "deadline.moved",
+            Change::ReminderDue { .. } => "deadline.reminder",
+            Change::ResponseFiled { .. } => "response.filed",
+            Change::ResponseCosigned { .. } => "response.cosigned",
+            Change::NoResponse { .. } => "rebuttal.no_response",
+            Change::ExtensionRequested { .. } => "extension.requested",
+            Change::ExtensionVoted { .. } => "extension.voted",
+            Change::ExtensionResolved { .. } => "extension.resolved",
         }
     }
 }
@@ -406,9 +501,13 @@ pub fn propose(
         rebuttal_terms: None,
         approvals: Vec::new(),
         frozen: Frozen::default(),
-        factual_check_open: false,
         responses: Vec::new(),
         published: false,
+        suspended_since: None,
+        deadlines: Vec::new(),
+        extensions: Vec::new(),
+        policies: BTreeMap::new(),
+        calendar: Calendar::default(),
     };
     let change = Change::Proposed {
         title,
@@ -454,6 +553,24 @@ pub enum Command {
     Cancel {
         reason: String,
     },
+    StartFactualCheck {
+        due_date: Option<NaiveDate>,
+    },
+    FileResponse(NewResponse),
+    CosignResponse {
+        response: ResponseId,
+    },
+    RequestExtension {
+        id: ExtensionId,
+        college: MunicipalityId,
+        proposed_due_date: NaiveDate,
+        reason: String,
+    },
+    DecideExtension {
+        request: ExtensionId,
+        grant: bool,
+        comment: Option<String>,
+    },
 }
 
 impl Command {
@@ -469,6 +586,11 @@ impl Command {
             Command::Suspend { .. } => Action::Suspend,
             Command::Resume => Action::Resume,
             Command::Cancel { .. } => Action::Cancel,
+            Command::StartFactualCheck { .. } => Action::StartFactualCheck,
+            Command::FileResponse(_) => Action::FileResponse,
+            Command::CosignResponse { .. } => Action::CosignResponse,
+            Command::RequestExtension { .. } => Action::RequestExtension,
+            Command::DecideExtension { .. } => Action::DecideExtension,
         }
     }
 }
@@ -664,7 +786,7 @@ impl Investigation {
     }
 
     /// What the current gate still lacks besides approvals; empty when it may pass.
-    pub fn gate_guard(&self, _now: DateTime<Utc>) -> Vec<String> {
+    pub fn gate_guard(&self, now: DateTime<Utc>) -> Vec<String> {
         let mut missing = Vec::new();
         let need_document = |kind: DocumentKind, missing: &mut Vec<String>| {
             if self.latest_of(kind).is_none() {
@@ -682,7 +804,7 @@ impl Investigation {
                 if self.rebuttal_terms.is_none() {
                     missing.push("rebuttal terms (setRebuttalTerms)".into());
                 }
-                if self.factual_check_open {
+                if self.factual_check_running(now) {
                     missing.push(
                         "a closed factual check (its deadline passed or every municipality answered)"
                             .into(),
@@ -701,8 +823,21 @@ impl Investigation {
                     }
                 }
             }
-            Phase::AdministrativeRebuttal
-            | Phase::CouncilSubmission
+            Phase::AdministrativeRebuttal => {
+                let awaited = self.colleges_still_awaited(now);
+                if !awaited.is_empty() {
+                    missing.push(format!(
+                        "a counted response, or a passed deadline, of {} college(s) (municipality {})",
+                        awaited.len(),
+                        awaited
+                            .iter()
+                            .map(|m| m.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            Phase::CouncilSubmission
             | Phase::FollowUp
             | Phase::Closed
             | Phase::Cancelled => {}
@@ -720,10 +855,10 @@ impl Investigation {
     ) -> Result<Vec<Change>, DomainError> {
         let action = command.action();
         let relation = self.authorize(actor, action)?;
-        let mut changes = self.decide(actor, &relation, command, now)?;
+        let mut changes = self.decide(&relation, command, now)?;
         let mut after = self.clone();
         for change in &changes {
-            after.apply(change);
+            after.apply_at(change, now);
         }
         if after.phase == self.phase && !after.approvals.is_empty() {
             let fingerprint = after.gate_fingerprint(after.phase);
@@ -749,7 +884,6 @@ impl Investigation {
 
     fn decide(
         &self,
-        actor: &Actor,
         relation: &Relation,
         command: Command,
         now: DateTime<Utc>,
@@ -767,7 +901,7 @@ impl Investigation {
                 version,
                 new_document,
                 new_version,
-            } => self.submit_version(version, new_document, new_version, now),
+            } => self.submit_version(relation, version, new_document, new_version, now),
             Command::AddRecommendation {
                 id,
                 text,
@@ -841,15 +975,35 @@ impl Investigation {
                 if !self.suspended {
                     return Err(DomainError::conflict("the investigation is not suspended"));
                 }
-                Ok(vec![Change::Resumed])
+                let mut changes = vec![Change::Resumed];
+                changes.extend(self.shift_open(now));
+                Ok(changes)
             }
             Command::Cancel { reason } => {
                 let reason = check_line("reason", &reason)?;
-                let _ = actor;
-                Ok(vec![Change::Cancelled {
+                let mut changes = self.waive_open();
+                changes.push(Change::Cancelled {
                     from: self.phase,
                     reason,
-                }])
+                });
+                Ok(changes)
+            }
+            Command::StartFactualCheck { due_date } => self.start_factual_check(due_date, now),
+            Command::FileResponse(new) => self.file_response(relation, new, now),
+            Command::CosignResponse { response } => self.cosign_response(relation, response, now),
+            Command::RequestExtension {
+                id,
+                college,
+                proposed_due_date,
+                reason,
+            } => self.request_extension(relation, college, proposed_due_date, &reason, id, now),
+            Command::DecideExtension {
+                request,
+                grant,
+                comment,
+            } => {
+                let comment = check_optional_line("comment", comment.as_deref())?;
+                self.decide_extension(relation, request, grant, comment)
             }
         }
     }
@@ -895,7 +1049,7 @@ impl Investigation {
         if pending.len() == missing.len()
             && let Some(next) = self.phase.next()
         {
-            changes.extend(self.freezes_on_leaving());
+            changes.extend(self.freezes_on_leaving(now));
             changes.push(Change::PhaseAdvanced {
                 from: self.phase,
                 to: next,
@@ -905,7 +1059,7 @@ impl Investigation {
     }
 
     /// What a passing gate freezes.
-    fn freezes_on_leaving(&self) -> Vec<Change> {
+    fn freezes_on_leaving(&self, now: DateTime<Utc>) -> Vec<Change> {
         let latest = |kinds: &[DocumentKind]| -> Vec<VersionId> {
             kinds
                 .iter()
@@ -919,32 +1073,46 @@ impl Investigation {
                 FreezePurpose::ApprovedProposal,
                 latest(&[DocumentKind::Proposal]),
             )],
-            Phase::Research => vec![freeze(
-                FreezePurpose::RebuttalDraft,
-                latest(&[DocumentKind::Conclusions, DocumentKind::ResearchReport]),
-            )],
+            Phase::Research => {
+                let mut changes = vec![freeze(
+                    FreezePurpose::RebuttalDraft,
+                    latest(&[DocumentKind::Conclusions, DocumentKind::ResearchReport]),
+                )];
+                changes.extend(self.open_rebuttal(now));
+                changes
+            }
+            Phase::AdministrativeRebuttal => self.close_rebuttal(now),
             _ => Vec::new(),
         }
     }
 
     fn submit_version(
         &self,
+        relation: &Relation,
         version: NewVersion,
         new_document: DocumentId,
         new_version: VersionId,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<Change>, DomainError> {
         let title = match version.title.as_deref() {
             Some(title) => Some(check_line("title", title)?),
             None => None,
         };
         let note = check_optional_line("note", version.note.as_deref())?;
-        if version.kind == DocumentKind::FactualResponse && !self.factual_check_open {
-            return Err(DomainError::conflict(
-                "no factual check is open: FACTUAL_RESPONSE documents are accepted only during one",
-            ));
+        let mut answered = None;
+        if version.kind == DocumentKind::FactualResponse {
+            if !self.factual_check_running(now) {
+                return Err(DomainError::conflict(
+                    "no factual check is open: FACTUAL_RESPONSE documents are accepted only during one",
+                ));
+            }
+            answered = Some(self.factual_response_municipality(relation, version.municipality)?);
         }
-        let existing = if version.kind == DocumentKind::Annex {
+        let existing = if let Some(municipality) = answered {
+            self.documents.iter().find(|d| {
+                d.kind == DocumentKind::FactualResponse && d.municipality == Some(municipality)
+            })
+        } else if version.kind == DocumentKind::Annex {
             let Some(title) = title.as_deref() else {
                 return Err(DomainError::bad_input(
                     "title",
@@ -978,7 +1146,7 @@ impl Investigation {
                     title: title
                         .clone()
                         .unwrap_or_else(|| version.kind.default_title().to_string()),
-                    municipality: None,
+                    municipality: answered,
                 });
                 (new_document, 0)
             }
@@ -1000,6 +1168,9 @@ impl Investigation {
             media_type: version.content.media_type,
             note,
         });
+        if let Some(municipality) = answered {
+            changes.extend(self.factual_response_met(municipality, now));
+        }
         Ok(changes)
     }
 
@@ -1089,13 +1260,30 @@ impl Investigation {
                 self.phase = *to;
                 self.approvals.clear();
             }
-            Change::Suspended { .. } => self.suspended = true,
-            Change::Resumed => self.suspended = false,
+            Change::Suspended { .. } => {
+                self.suspended = true;
+                self.suspended_since = Some(now);
+            }
+            Change::Resumed => {
+                self.suspended = false;
+                self.suspended_since = None;
+            }
             Change::Cancelled { .. } => {
                 self.phase = Phase::Cancelled;
                 self.suspended = false;
+                self.suspended_since = None;
                 self.approvals.clear();
             }
+            Change::DeadlineOpened { .. }
+            | Change::DeadlineClosed { .. }
+            | Change::DeadlineMoved { .. }
+            | Change::ReminderDue { .. }
+            | Change::ResponseFiled { .. }
+            | Change::ResponseCosigned { .. }
+            | Change::NoResponse { .. }
+            | Change::ExtensionRequested { .. }
+            | Change::ExtensionVoted { .. }
+            | Change::ExtensionResolved { .. } => self.apply_round(change, now),
         }
     }
 

@@ -22,6 +22,7 @@ pub mod ids;
 pub mod investigation;
 pub mod permission;
 pub mod phase;
+pub mod rebuttal;
 pub mod role;
 pub mod visibility;
 

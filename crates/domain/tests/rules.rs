@@ -68,6 +68,7 @@ fn version(kind: DocumentKind, title: Option<&str>, base: Option<i32>, text: &st
             base_version: base,
             content: markdown(text).expect("valid markdown"),
             note: None,
+            municipality: None,
         },
         new_document: DocumentId::new(),
         new_version: VersionId::new(),
@@ -332,6 +333,10 @@ impl World {
                 if self.inv.rebuttal_terms.is_none() {
                     self.ok(Who::Chair(0), terms(ResponseMode::Separate, None));
                 }
+            }
+            Phase::AdministrativeRebuttal => {
+                // Let every college's deadline pass without a response.
+                self.clock += 60 * 86_400;
             }
             _ => {}
         }
@@ -2008,7 +2013,10 @@ fn the_epilogue_must_be_newer_than_every_counted_response() {
         colleges: BTreeSet::from([college]),
         signed_by: BTreeSet::from([college]),
         version: VersionId::new(),
+        document: DocumentId::new(),
         filed_at: world.now(),
+        late: false,
+        positions: Vec::new(),
     });
     let guard = world.inv.gate_guard(world.now());
     assert_eq!(guard.len(), 1);
@@ -2160,7 +2168,10 @@ fn a_college_contact_sees_its_own_colleges_responses_only() {
         colleges: BTreeSet::from([college]),
         signed_by: BTreeSet::from([college]),
         version: VersionId::new(),
+        document: DocumentId::new(),
         filed_at: world.now(),
+        late: false,
+        positions: Vec::new(),
     };
     let mine = response(own);
     let theirs = response(other);

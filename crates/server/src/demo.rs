@@ -309,6 +309,7 @@ async fn seed_investigation(
                     base_version: None,
                     content: meta,
                     note: None,
+                    municipality: None,
                 },
                 new_document: DocumentId(Uuid::now_v7()),
                 new_version: VersionId(Uuid::now_v7()),

@@ -374,16 +374,72 @@ pub async fn create_session(
     Ok(model)
 }
 
-/// A failed login: counted for throttling and audited (never with the password).
+/// Checks the throttle and, when the account and the client address are both under their
+/// limits, records this attempt as a failure at once: attempts running in parallel then count
+/// each other while their passwords are being verified, so a burst gets no more guesses than
+/// the limits. `None` when throttled. A reservation that turns out a success is removed with
+/// [`release_login_attempt`]; a failed one stays as the failed attempt
+/// ([`record_failed_login`] with `Some(reservation)`).
+#[allow(clippy::too_many_arguments)]
+pub async fn reserve_login_attempt(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    account_key: &str,
+    since: DateTime<Utc>,
+    max_failures_per_account: u64,
+    max_failures_per_client: u64,
+) -> StoreResult<Option<i64>> {
+    // SQLite: `begin_write` is BEGIN IMMEDIATE, so reservations run one at a time. PostgreSQL:
+    // this lock mode conflicts with itself (and with inserts), so two reservations never both
+    // count the same state.
+    let txn = db.begin_write().await?;
+    if db.is_postgres() {
+        txn.execute_unprepared("LOCK TABLE login_attempt IN SHARE ROW EXCLUSIVE MODE")
+            .await?;
+    }
+    let client = origin.client.clone().unwrap_or_default();
+    let (account, per_client) = recent_failures(&txn, account_key, &client, since).await?;
+    if account >= max_failures_per_account || per_client >= max_failures_per_client {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let inserted = login_attempt::Entity::insert(login_attempt::ActiveModel {
+        account_key: Set(account_key.to_string()),
+        client: Set(client),
+        succeeded: Set(false),
+        at: Set(now),
+        ..Default::default()
+    })
+    .exec(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(Some(inserted.last_insert_id))
+}
+
+/// Removes the reservation of an attempt that succeeded (its success is recorded with the
+/// session).
+pub async fn release_login_attempt<C: ConnectionTrait>(db: &C, reservation: i64) -> StoreResult<()> {
+    login_attempt::Entity::delete_by_id(reservation)
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A failed login: counted for throttling and audited (never with the password). With the
+/// reservation of [`reserve_login_attempt`] the attempt is already counted.
 pub async fn record_failed_login(
     db: &Db,
     origin: &Origin,
     now: DateTime<Utc>,
     account_key: &str,
     reason: &str,
+    reservation: Option<i64>,
 ) -> StoreResult<()> {
     let txn = db.begin_write().await?;
-    record_attempt(&txn, account_key, origin, false, now).await?;
+    if reservation.is_none() {
+        record_attempt(&txn, account_key, origin, false, now).await?;
+    }
     audit::append(
         &txn,
         origin,

@@ -1,6 +1,7 @@
 //! Connecting, configuring and migrating the database; write transactions.
 
 use crate::error::StoreResult;
+use rkflow_domain::deadline::Calendar;
 use rkflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
@@ -16,6 +17,8 @@ pub struct Db {
     pub conn: DatabaseConnection,
     /// SQL statements executed since start (for tests and benchmarks that count them).
     pub statements: Arc<AtomicU64>,
+    /// Rest days for deadlines (the configured extra holidays).
+    pub calendar: Calendar,
 }
 
 /// The SQLite file used when nothing else is configured.
@@ -71,7 +74,11 @@ impl Db {
         conn.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
         });
-        Ok(Db { conn, statements })
+        Ok(Db {
+            conn,
+            statements,
+            calendar: Calendar::default(),
+        })
     }
 
     /// Statements executed so far.

@@ -4,16 +4,22 @@
 use crate::Db;
 use crate::audit::{self, NewEvent, Origin};
 use crate::entity::{
-    approval, audit_event, commission_municipality, document, document_version, frozen_version,
-    investigation, investigation_commission, rapporteur, recommendation, user, version_content,
+    approval, audit_event, commission_municipality, deadline, deadline_reminder, document,
+    document_version, extension_request, extension_vote, frozen_version, investigation,
+    investigation_commission, rapporteur, recommendation, response, response_college,
+    response_position, user, version_content,
 };
 use crate::error::{StoreError, StoreResult};
 use crate::organisation;
 use chrono::{DateTime, Utc};
 use rkflow_domain::investigation::{
-    ApprovalState, DocumentState, FreezePurpose, Frozen, Participant, Proposal, RebuttalTerms,
-    RecommendationState, VersionInfo,
+    ApprovalState, DocumentState, Frozen, FreezePurpose, Participant, Proposal, RebuttalTerms,
+    RecommendationState, ResponseState, VersionInfo,
 };
+use rkflow_domain::rebuttal::{
+    CollegePosition, DeadlineKind, DeadlineState, DeadlineStatus, ExtensionState, TermPolicy,
+};
+use rkflow_domain::deadline::Calendar;
 use rkflow_domain::visibility::ListingFilter;
 use rkflow_domain::{
     Actor, Change, Command, DocumentKind, DomainError, Investigation, InvestigationId, Phase,
@@ -41,6 +47,9 @@ pub struct Loaded {
     /// The still-valid approvals of the current gate.
     pub approvals: Vec<approval::Model>,
     pub recommendations: Vec<recommendation::Model>,
+    pub deadlines: Vec<deadline::Model>,
+    pub responses: Vec<response::Model>,
+    pub extensions: Vec<extension_request::Model>,
 }
 
 impl Loaded {
@@ -73,6 +82,13 @@ fn parse_kind(text: &str) -> StoreResult<DocumentKind> {
 
 /// Rows of many investigations, fetched with one statement per table.
 struct Rows {
+    deadlines: Vec<deadline::Model>,
+    reminders: Vec<deadline_reminder::Model>,
+    responses: Vec<response::Model>,
+    response_colleges: Vec<response_college::Model>,
+    positions: Vec<response_position::Model>,
+    extensions: Vec<extension_request::Model>,
+    votes: Vec<extension_vote::Model>,
     investigations: Vec<investigation::Model>,
     participants: Vec<investigation_commission::Model>,
     rapporteurs: Vec<rapporteur::Model>,
@@ -93,6 +109,13 @@ async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> Sto
     let ids: Vec<Uuid> = investigations.iter().map(|i| i.id).collect();
     if ids.is_empty() {
         return Ok(Rows {
+            deadlines: vec![],
+            reminders: vec![],
+            responses: vec![],
+            response_colleges: vec![],
+            positions: vec![],
+            extensions: vec![],
+            votes: vec![],
             investigations,
             participants: vec![],
             rapporteurs: vec![],
@@ -140,7 +163,15 @@ async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> Sto
         .filter(frozen_version::Column::InvestigationId.is_in(ids.iter().copied()))
         .all(db)
         .await?;
+    let round = fetch_round(db, &ids).await?;
     Ok(Rows {
+        deadlines: round.0,
+        reminders: round.1,
+        responses: round.2,
+        response_colleges: round.3,
+        positions: round.4,
+        extensions: round.5,
+        votes: round.6,
         investigations,
         participants,
         rapporteurs,
@@ -152,6 +183,80 @@ async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> Sto
     })
 }
 
+type RoundRows = (
+    Vec<deadline::Model>,
+    Vec<deadline_reminder::Model>,
+    Vec<response::Model>,
+    Vec<response_college::Model>,
+    Vec<response_position::Model>,
+    Vec<extension_request::Model>,
+    Vec<extension_vote::Model>,
+);
+
+/// The rows of the factual check and rebuttal rounds. Investigations that never reached them
+/// cost one statement (the deadlines); the rest is read only where a round exists.
+async fn fetch_round<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<RoundRows> {
+    let deadlines = deadline::Entity::find()
+        .filter(deadline::Column::InvestigationId.is_in(ids.iter().copied()))
+        .order_by_asc(deadline::Column::CreatedAt)
+        .order_by_asc(deadline::Column::Id)
+        .all(db)
+        .await?;
+    if deadlines.is_empty() {
+        return Ok(Default::default());
+    }
+    let with_round: BTreeSet<Uuid> = deadlines.iter().map(|d| d.investigation_id).collect();
+    let reminders = deadline_reminder::Entity::find()
+        .filter(deadline_reminder::Column::DeadlineId.is_in(deadlines.iter().map(|d| d.id)))
+        .all(db)
+        .await?;
+    let responses = response::Entity::find()
+        .filter(response::Column::InvestigationId.is_in(with_round.iter().copied()))
+        .order_by_asc(response::Column::FiledAt)
+        .order_by_asc(response::Column::Id)
+        .all(db)
+        .await?;
+    let (response_colleges, positions) = if responses.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            response_college::Entity::find()
+                .filter(response_college::Column::ResponseId.is_in(responses.iter().map(|r| r.id)))
+                .all(db)
+                .await?,
+            response_position::Entity::find()
+                .filter(
+                    response_position::Column::ResponseId.is_in(responses.iter().map(|r| r.id)),
+                )
+                .all(db)
+                .await?,
+        )
+    };
+    let extensions = extension_request::Entity::find()
+        .filter(extension_request::Column::InvestigationId.is_in(with_round.iter().copied()))
+        .order_by_asc(extension_request::Column::RequestedAt)
+        .order_by_asc(extension_request::Column::Id)
+        .all(db)
+        .await?;
+    let votes = if extensions.is_empty() {
+        Vec::new()
+    } else {
+        extension_vote::Entity::find()
+            .filter(extension_vote::Column::RequestId.is_in(extensions.iter().map(|e| e.id)))
+            .all(db)
+            .await?
+    };
+    Ok((
+        deadlines,
+        reminders,
+        responses,
+        response_colleges,
+        positions,
+        extensions,
+        votes,
+    ))
+}
+
 fn group<T, K: Ord>(items: Vec<T>, key: impl Fn(&T) -> K) -> BTreeMap<K, Vec<T>> {
     let mut grouped: BTreeMap<K, Vec<T>> = BTreeMap::new();
     for item in items {
@@ -160,7 +265,11 @@ fn group<T, K: Ord>(items: Vec<T>, key: impl Fn(&T) -> K) -> BTreeMap<K, Vec<T>>
     grouped
 }
 
-async fn assemble<C: ConnectionTrait>(db: &C, rows: Rows) -> StoreResult<Vec<Loaded>> {
+async fn assemble<C: ConnectionTrait>(
+    db: &C,
+    calendar: &Calendar,
+    rows: Rows,
+) -> StoreResult<Vec<Loaded>> {
     let commission_ids: Vec<Uuid> = rows
         .participants
         .iter()
@@ -181,6 +290,13 @@ async fn assemble<C: ConnectionTrait>(db: &C, rows: Rows) -> StoreResult<Vec<Loa
     let mut approvals = group(rows.approvals, |a| a.investigation_id);
     let mut recommendations = group(rows.recommendations, |r| r.investigation_id);
     let mut frozen = group(rows.frozen, |f| f.investigation_id);
+    let mut deadlines = group(rows.deadlines, |d| d.investigation_id);
+    let mut reminders = group(rows.reminders, |r| r.deadline_id);
+    let mut responses = group(rows.responses, |r| r.investigation_id);
+    let mut response_colleges = group(rows.response_colleges, |r| r.response_id);
+    let mut positions = group(rows.positions, |p| p.response_id);
+    let mut extensions = group(rows.extensions, |e| e.investigation_id);
+    let mut votes = group(rows.votes, |v| v.request_id);
 
     let mut loaded = Vec::with_capacity(rows.investigations.len());
     for row in rows.investigations {
@@ -198,6 +314,71 @@ async fn assemble<C: ConnectionTrait>(db: &C, rows: Rows) -> StoreResult<Vec<Loa
             .collect();
         let recommendations = recommendations.remove(&id).unwrap_or_default();
         let frozen_rows = frozen.remove(&id).unwrap_or_default();
+        let deadline_rows = deadlines.remove(&id).unwrap_or_default();
+        let response_rows = responses.remove(&id).unwrap_or_default();
+        let extension_rows = extensions.remove(&id).unwrap_or_default();
+        let mut domain_deadlines = Vec::with_capacity(deadline_rows.len());
+        for d in &deadline_rows {
+            domain_deadlines.push(DeadlineState {
+                id: d.id.into(),
+                kind: DeadlineKind::parse(&d.kind)
+                    .ok_or_else(|| StoreError::corrupt(format!("unknown deadline kind {}", d.kind)))?,
+                municipality: d.municipality_id.into(),
+                due_at: d.due_at,
+                status: DeadlineStatus::parse(&d.status).ok_or_else(|| {
+                    StoreError::corrupt(format!("unknown deadline status {}", d.status))
+                })?,
+                reminders_sent: reminders
+                    .remove(&d.id)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|r| r.before_seconds)
+                    .collect(),
+            });
+        }
+        let mut domain_responses = Vec::with_capacity(response_rows.len());
+        for r in &response_rows {
+            let colleges = response_colleges.remove(&r.id).unwrap_or_default();
+            let mut response_positions = Vec::new();
+            for p in positions.remove(&r.id).unwrap_or_default() {
+                response_positions.push((
+                    p.recommendation_id.into(),
+                    CollegePosition::parse(&p.position).ok_or_else(|| {
+                        StoreError::corrupt(format!("unknown position {}", p.position))
+                    })?,
+                ));
+            }
+            domain_responses.push(ResponseState {
+                id: r.id.into(),
+                colleges: colleges.iter().map(|c| c.municipality_id.into()).collect(),
+                signed_by: colleges
+                    .iter()
+                    .filter(|c| c.signed_at.is_some())
+                    .map(|c| c.municipality_id.into())
+                    .collect(),
+                version: r.version_id.into(),
+                document: r.document_id.into(),
+                filed_at: r.filed_at,
+                late: r.late,
+                positions: response_positions,
+            });
+        }
+        let domain_extensions = extension_rows
+            .iter()
+            .map(|e| ExtensionState {
+                id: e.id.into(),
+                municipality: e.municipality_id.into(),
+                proposed_due_date: e.proposed_due_date,
+                reason: e.reason.clone(),
+                votes: votes
+                    .remove(&e.id)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|v| (v.commission_id.into(), v.grant))
+                    .collect(),
+                granted: e.granted,
+            })
+            .collect();
 
         let mut domain_documents = Vec::with_capacity(documents.len());
         for d in &documents {
@@ -278,9 +459,27 @@ async fn assemble<C: ConnectionTrait>(db: &C, rows: Rows) -> StoreResult<Vec<Loa
                 })
                 .collect(),
             frozen: domain_frozen,
-            factual_check_open: row.factual_check_open,
-            responses: Vec::new(),
+            responses: domain_responses,
             published: row.published_at.is_some(),
+            suspended_since: if row.suspended { row.suspended_at } else { None },
+            deadlines: domain_deadlines,
+            extensions: domain_extensions,
+            policies: participants
+                .iter()
+                .filter_map(|p| commissions.get(&p.commission_id))
+                .map(|c| {
+                    (
+                        c.commission.id.into(),
+                        TermPolicy {
+                            factual_check_days: u32::try_from(c.commission.factual_check_term_days)
+                                .unwrap_or(0),
+                            rebuttal_days: u32::try_from(c.commission.rebuttal_term_days)
+                                .unwrap_or(0),
+                        },
+                    )
+                })
+                .collect(),
+            calendar: calendar.clone(),
         };
         loaded.push(Loaded {
             commission_ids: participants.iter().map(|p| p.commission_id).collect(),
@@ -291,29 +490,36 @@ async fn assemble<C: ConnectionTrait>(db: &C, rows: Rows) -> StoreResult<Vec<Loa
             versions,
             approvals,
             recommendations,
+            deadlines: deadline_rows,
+            responses: response_rows,
+            extensions: extension_rows,
         });
     }
     Ok(loaded)
 }
 
 /// Loads many investigations with a fixed number of statements, whatever their number.
-pub async fn load_many<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<Vec<Loaded>> {
+pub async fn load_many(db: &Db, ids: &[Uuid]) -> StoreResult<Vec<Loaded>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = fetch_rows(db, ids, false).await?;
-    assemble(db, rows).await
+    let rows = fetch_rows(&db.conn, ids, false).await?;
+    assemble(&db.conn, &db.calendar, rows).await
 }
 
-pub async fn load<C: ConnectionTrait>(db: &C, id: Uuid) -> StoreResult<Option<Loaded>> {
+pub async fn load(db: &Db, id: Uuid) -> StoreResult<Option<Loaded>> {
     Ok(load_many(db, &[id]).await?.into_iter().next())
 }
 
 /// Loads one investigation inside a write transaction, locking its row (PostgreSQL) so that
 /// concurrent commands on it run one after the other and each decides on fresh state.
-async fn load_for_update(txn: &DatabaseTransaction, id: Uuid) -> StoreResult<Option<Loaded>> {
+async fn load_for_update(
+    txn: &DatabaseTransaction,
+    calendar: &Calendar,
+    id: Uuid,
+) -> StoreResult<Option<Loaded>> {
     let rows = fetch_rows(txn, &[id], true).await?;
-    Ok(assemble(txn, rows).await?.into_iter().next())
+    Ok(assemble(txn, calendar, rows).await?.into_iter().next())
 }
 
 /// Content bytes that a command stores with a new version.
@@ -383,7 +589,7 @@ pub async fn execute(
     body: Option<VersionBody>,
 ) -> StoreResult<Written> {
     let txn = db.begin_write().await?;
-    let Some(loaded) = load_for_update(&txn, id).await? else {
+    let Some(loaded) = load_for_update(&txn, &db.calendar, id).await? else {
         return Err(DomainError::NotFound.into());
     };
     let referenced_user = match &command {
@@ -468,7 +674,6 @@ async fn write_change(
                     scope_end: *scope_end,
                     rebuttal_mode: None,
                     rebuttal_due_date: None,
-                    factual_check_open: false,
                     proposal_approved: false,
                     published_at: None,
                     created_by: actor,
@@ -678,6 +883,199 @@ async fn write_change(
                 row.suspended = Set(false);
                 row.suspended_at = Set(None);
             })
+            .await?;
+        }
+        Change::DeadlineOpened {
+            deadline: deadline_id,
+            kind,
+            municipality,
+            due_at,
+        } => {
+            deadline::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                deadline::Model {
+                    id: deadline_id.0,
+                    investigation_id: id,
+                    kind: kind.as_str().into(),
+                    municipality_id: municipality.0,
+                    due_at: *due_at,
+                    status: DeadlineStatus::Open.as_str().into(),
+                    created_at: now,
+                    closed_at: None,
+                },
+            ))
+            .exec(txn)
+            .await?;
+        }
+        Change::DeadlineClosed {
+            deadline: deadline_id,
+            status,
+            ..
+        } => {
+            deadline::Entity::update(deadline::ActiveModel {
+                id: Set(deadline_id.0),
+                status: Set(status.as_str().into()),
+                closed_at: Set(Some(now)),
+                ..Default::default()
+            })
+            .exec(txn)
+            .await?;
+        }
+        Change::DeadlineMoved {
+            deadline: deadline_id,
+            due_at,
+            ..
+        } => {
+            deadline::Entity::update(deadline::ActiveModel {
+                id: Set(deadline_id.0),
+                due_at: Set(*due_at),
+                ..Default::default()
+            })
+            .exec(txn)
+            .await?;
+        }
+        Change::ReminderDue {
+            deadline: deadline_id,
+            before_seconds,
+            also_covers,
+            ..
+        } => {
+            deadline_reminder::Entity::insert_many(
+                std::iter::once(*before_seconds)
+                    .chain(also_covers.iter().copied())
+                    .map(|seconds| {
+                        sea_orm::IntoActiveModel::into_active_model(deadline_reminder::Model {
+                            deadline_id: deadline_id.0,
+                            before_seconds: seconds,
+                            sent_at: now,
+                        })
+                    }),
+            )
+            .exec(txn)
+            .await?;
+        }
+        Change::ResponseFiled {
+            response: response_id,
+            document: document_id,
+            version,
+            colleges,
+            signed_by,
+            late,
+            positions,
+        } => {
+            response::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                response::Model {
+                    id: response_id.0,
+                    investigation_id: id,
+                    document_id: document_id.0,
+                    version_id: version.0,
+                    late: *late,
+                    filed_by: actor,
+                    filed_at: now,
+                },
+            ))
+            .exec(txn)
+            .await?;
+            response_college::Entity::insert_many(colleges.iter().map(|college| {
+                let signed = signed_by.contains(college);
+                sea_orm::IntoActiveModel::into_active_model(response_college::Model {
+                    response_id: response_id.0,
+                    municipality_id: college.0,
+                    signed_at: signed.then_some(now),
+                    signed_by: signed.then_some(actor),
+                })
+            }))
+            .exec(txn)
+            .await?;
+            if !positions.is_empty() {
+                response_position::Entity::insert_many(positions.iter().map(
+                    |(recommendation_id, position)| {
+                        sea_orm::IntoActiveModel::into_active_model(response_position::Model {
+                            response_id: response_id.0,
+                            recommendation_id: recommendation_id.0,
+                            position: position.as_str().into(),
+                        })
+                    },
+                ))
+                .exec(txn)
+                .await?;
+            }
+        }
+        Change::ResponseCosigned {
+            response: response_id,
+            colleges,
+            late,
+        } => {
+            for college in colleges {
+                response_college::Entity::update(response_college::ActiveModel {
+                    response_id: Set(response_id.0),
+                    municipality_id: Set(college.0),
+                    signed_at: Set(Some(now)),
+                    signed_by: Set(Some(actor)),
+                })
+                .exec(txn)
+                .await?;
+            }
+            if *late {
+                response::Entity::update(response::ActiveModel {
+                    id: Set(response_id.0),
+                    late: Set(true),
+                    ..Default::default()
+                })
+                .exec(txn)
+                .await?;
+            }
+        }
+        // Recorded by its audit event alone.
+        Change::NoResponse { .. } => {}
+        Change::ExtensionRequested {
+            request,
+            municipality,
+            proposed_due_date,
+            reason,
+        } => {
+            extension_request::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                extension_request::Model {
+                    id: request.0,
+                    investigation_id: id,
+                    municipality_id: municipality.0,
+                    proposed_due_date: *proposed_due_date,
+                    reason: reason.clone(),
+                    requested_by: actor,
+                    requested_at: now,
+                    granted: None,
+                    decided_at: None,
+                },
+            ))
+            .exec(txn)
+            .await?;
+        }
+        Change::ExtensionVoted {
+            request,
+            commission,
+            grant,
+            comment,
+        } => {
+            extension_vote::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                extension_vote::Model {
+                    request_id: request.0,
+                    commission_id: commission.0,
+                    grant: *grant,
+                    comment: comment.clone(),
+                    decided_by: actor,
+                    decided_at: now,
+                },
+            ))
+            .exec(txn)
+            .await?;
+        }
+        Change::ExtensionResolved { request, granted } => {
+            extension_request::Entity::update(extension_request::ActiveModel {
+                id: Set(request.0),
+                granted: Set(Some(*granted)),
+                decided_at: Set(Some(now)),
+                ..Default::default()
+            })
+            .exec(txn)
             .await?;
         }
     }

@@ -17,7 +17,6 @@ pub struct Model {
     pub scope_end: Option<Date>,
     pub rebuttal_mode: Option<String>,
     pub rebuttal_due_date: Option<Date>,
-    pub factual_check_open: bool,
     pub proposal_approved: bool,
     pub published_at: Option<DateTimeUtc>,
     pub created_by: Uuid,
