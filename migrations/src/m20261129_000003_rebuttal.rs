@@ -150,7 +150,9 @@ impl MigrationTrait for Migration {
             "deadline_reminder",
             "deadline",
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -313,7 +313,12 @@ async fn disabled_user_cannot_log_in_and_loses_sessions() {
         assert_eq!(user["id"], chair.id.to_string(), "{}", server.label);
         assert_eq!(user["disabled"], true);
 
-        assert_token_rejected(&server, &chair.token, "the fixture session of a disabled user").await;
+        assert_token_rejected(
+            &server,
+            &chair.token,
+            "the fixture session of a disabled user",
+        )
+        .await;
         assert_token_rejected(&server, &second, "a login session of a disabled user").await;
         let refused = try_login(&server, None, &chair.email, PASSWORD).await;
         refused.expect_code("UNAUTHENTICATED");
@@ -324,7 +329,9 @@ async fn disabled_user_cannot_log_in_and_loses_sessions() {
         );
         // Nobody else is affected.
         assert_eq!(
-            me_email(&server, org.token("chair_h")).await.expect("chair_h"),
+            me_email(&server, org.token("chair_h"))
+                .await
+                .expect("chair_h"),
             "chair_h@fixture.test"
         );
 
@@ -350,7 +357,9 @@ async fn disabled_user_cannot_log_in_and_loses_sessions() {
             .await;
         answer.expect_code("CONFLICT");
         assert_eq!(
-            me_email(&server, admin).await.expect("the admin still works"),
+            me_email(&server, admin)
+                .await
+                .expect("the admin still works"),
             me.email
         );
         // An unknown user is NOT_FOUND.
@@ -454,19 +463,27 @@ async fn logout_revokes_and_bad_tokens_are_rejected() {
         let org = org(&server).await;
         let token = server.login("secretary_b@fixture.test", PASSWORD).await;
         assert!(me_email(&server, &token).await.is_ok());
-        let answer = server.gql(Some(&token), "mutation { logout }", json!({})).await;
+        let answer = server
+            .gql(Some(&token), "mutation { logout }", json!({}))
+            .await;
         assert_eq!(answer.data()["logout"], true, "{}", server.label);
         assert_token_rejected(&server, &token, "after logout").await;
-        let again = server.gql(Some(&token), "mutation { logout }", json!({})).await;
+        let again = server
+            .gql(Some(&token), "mutation { logout }", json!({}))
+            .await;
         again.expect_code("UNAUTHENTICATED");
         // The user's other session is untouched.
         assert_eq!(
-            me_email(&server, org.token("secretary_b")).await.expect("other session"),
+            me_email(&server, org.token("secretary_b"))
+                .await
+                .expect("other session"),
             "secretary_b@fixture.test"
         );
 
         // A token of the right shape that was never issued.
-        let forged = rkflow_api::auth::new_token().map_err(|e| e.message).expect("token");
+        let forged = rkflow_api::auth::new_token()
+            .map_err(|e| e.message)
+            .expect("token");
         assert_token_rejected(&server, &forged, "a token never issued").await;
         // The stored hash of a token is no token.
         let hashed = rkflow_api::auth::token_hash(org.token("secretary_b"));
@@ -590,7 +607,11 @@ async fn throttling_per_account() {
         let window = server.server.state.config.auth.throttle_window;
         assert_eq!(limit, 5);
         // Case and spacing variants are the same account.
-        let variants = ["chair_b@fixture.test", "CHAIR_B@fixture.test", " chair_b@FIXTURE.test "];
+        let variants = [
+            "chair_b@fixture.test",
+            "CHAIR_B@fixture.test",
+            " chair_b@FIXTURE.test ",
+        ];
         for i in 0..limit {
             let email = variants[i as usize % variants.len()];
             try_login(&server, None, email, "a wrong password")
@@ -706,9 +727,14 @@ async fn forwarded_for_is_ignored_unless_trusted() {
                 .await
                 .expect_code("UNAUTHENTICATED");
         }
-        try_login(&server, Some("198.51.100.77"), "chair_b@fixture.test", PASSWORD)
-            .await
-            .expect_code("TOO_MANY_REQUESTS");
+        try_login(
+            &server,
+            Some("198.51.100.77"),
+            "chair_b@fixture.test",
+            PASSWORD,
+        )
+        .await
+        .expect_code("TOO_MANY_REQUESTS");
         server.stop().await;
     })
     .await;
@@ -730,7 +756,12 @@ async fn password_hashes_are_strong_and_rehashed_when_parameters_rise() {
                 json!({ "e": email, "n": "Rehash Test", "p": password }),
             )
             .await;
-        assert_eq!(answer.data()["createUser"]["email"], email, "{}", server.label);
+        assert_eq!(
+            answer.data()["createUser"]["email"],
+            email,
+            "{}",
+            server.label
+        );
         let second = server
             .gql(
                 Some(org.token("admin")),
@@ -740,7 +771,9 @@ async fn password_hashes_are_strong_and_rehashed_when_parameters_rise() {
             .await;
         second.data();
 
-        let users = accounts::list_users(&server.db().conn).await.expect("users");
+        let users = accounts::list_users(&server.db().conn)
+            .await
+            .expect("users");
         assert_eq!(users.len(), PEOPLE.len() + 2);
         for user in &users {
             assert_strong_hash(&user.password_hash, &user.email);
@@ -755,20 +788,29 @@ async fn password_hashes_are_strong_and_rehashed_when_parameters_rise() {
             (parsed.memory_kib, parsed.iterations, parsed.parallelism),
             (19_456, 2, 1)
         );
-        assert!(before.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{before}");
+        assert!(
+            before.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{before}"
+        );
         let same_password = parse_phc(&stored_hash(&server, "rehash2@fixture.test").await);
-        assert_ne!(parsed.salt, same_password.salt, "every hash has its own salt");
+        assert_ne!(
+            parsed.salt, same_password.salt,
+            "every hash has its own salt"
+        );
         assert_ne!(parsed.hash, same_password.hash);
         server.stop().await;
 
         // The same database, with stronger parameters.
-        let server = TestServer::start_with(&db, |config| config.auth.argon2_memory_kib = 24_576)
-            .await;
+        let server =
+            TestServer::start_with(&db, |config| config.auth.argon2_memory_kib = 24_576).await;
         let token = server.login(email, password).await;
         assert_eq!(me_email(&server, &token).await.expect("me"), email);
         let after = stored_hash(&server, email).await;
         assert_ne!(after, before, "the login rehashed ({})", server.label);
-        assert!(after.starts_with("$argon2id$v=19$m=24576,t=2,p=1$"), "{after}");
+        assert!(
+            after.starts_with("$argon2id$v=19$m=24576,t=2,p=1$"),
+            "{after}"
+        );
         let rehashed = assert_strong_hash(&after, email);
         assert_ne!(rehashed.salt, parsed.salt, "a rehash takes a fresh salt");
         // Only the account that logged in was rehashed.
@@ -801,7 +843,10 @@ async fn password_hashes_are_strong_and_rehashed_when_parameters_rise() {
 }
 
 /// The admin mutations with valid arguments, for the admin-only test.
-fn admin_mutations(org: &rkflow_e2e::Org, grant_id: &str) -> Vec<(&'static str, &'static str, Value)> {
+fn admin_mutations(
+    org: &rkflow_e2e::Org,
+    grant_id: &str,
+) -> Vec<(&'static str, &'static str, Value)> {
     vec![
         (
             "createMunicipality",
@@ -1172,7 +1217,13 @@ async fn http_content_types_batches_and_probes() {
         let answer: Value = response.json().await.expect("a JSON error");
         assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 
-        let response = server.http.post(&url).body(body.clone()).send().await.expect("answer");
+        let response = server
+            .http
+            .post(&url)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("answer");
         assert_eq!(response.status().as_u16(), 415, "no content type");
 
         let response = server
@@ -1230,7 +1281,13 @@ async fn throttling_holds_under_a_parallel_burst() {
         let attempts = (0..limit * 3).map(|i| {
             let server = &server;
             async move {
-                try_login(server, None, "chair_b@fixture.test", &format!("guess number {i}")).await
+                try_login(
+                    server,
+                    None,
+                    "chair_b@fixture.test",
+                    &format!("guess number {i}"),
+                )
+                .await
             }
         });
         let answers = futures::future::join_all(attempts).await;

@@ -63,8 +63,13 @@ async fn a_joint_investigation_passes_two_gates_with_both_chairs() {
                 "rebuttal terms",
             ],
         );
-        flow.submit_ok("secretary_b", &id, DocumentKind::ResearchReport, "# Rapport")
-            .await;
+        flow.submit_ok(
+            "secretary_b",
+            &id,
+            DocumentKind::ResearchReport,
+            "# Rapport",
+        )
+        .await;
         // Someone outside the team cannot write (or see) it.
         flow.submit("external", &id, DocumentKind::Conclusions, "# Conclusies")
             .await
@@ -83,7 +88,9 @@ async fn a_joint_investigation_passes_two_gates_with_both_chairs() {
         assert!(!early.message().contains("recommendation"));
         assert!(!early.message().contains("CONCLUSIONS"));
 
-        flow.set_rebuttal_terms("chair_h", &id, "JOINT").await.data();
+        flow.set_rebuttal_terms("chair_h", &id, "JOINT")
+            .await
+            .data();
         let first = flow.approve("chair_h", &id).await;
         assert_eq!(first.data()["approvePhase"]["phase"], "RESEARCH");
         assert_eq!(
@@ -126,12 +133,17 @@ async fn one_chair_never_advances_and_approves_only_once() {
         assert_conflict_naming(&again, &["already approved"]);
         let seen = flow.investigation("chair_b", &id).await;
         assert_eq!(seen["phase"], "PROPOSAL");
-        assert_eq!(approval_commissions(&seen), ["Rekenkamercommissie Heemstede"]);
+        assert_eq!(
+            approval_commissions(&seen),
+            ["Rekenkamercommissie Heemstede"]
+        );
         assert_eq!(flow.count_events(&id, "gate.approved").await, 1);
         assert_eq!(flow.count_events(&id, "phase.advanced").await, 0);
 
         // A single-commission investigation advances on its one chair.
-        let solo = flow.propose_ok("secretary_b", &["b"], "Alleen Bloemendaal").await;
+        let solo = flow
+            .propose_ok("secretary_b", &["b"], "Alleen Bloemendaal")
+            .await;
         flow.complete_gate(&solo, Phase::Proposal).await;
         let approved = flow.approve("chair_b", &solo).await;
         assert_eq!(approved.data()["approvePhase"]["phase"], "RESEARCH");
@@ -153,8 +165,13 @@ async fn a_new_proposal_version_voids_the_earlier_approval() {
             approval_commissions(&flow.investigation("chair_h", &id).await),
             ["Rekenkamercommissie Bloemendaal"]
         );
-        flow.submit_ok("external", &id, DocumentKind::Proposal, "# Voorstel, herzien")
-            .await;
+        flow.submit_ok(
+            "external",
+            &id,
+            DocumentKind::Proposal,
+            "# Voorstel, herzien",
+        )
+        .await;
         let seen = flow.investigation("chair_h", &id).await;
         assert!(
             approval_commissions(&seen).is_empty(),
@@ -170,7 +187,10 @@ async fn a_new_proposal_version_voids_the_earlier_approval() {
             .iter()
             .rposition(|a| *a == "document.version_added")
             .expect("the new version");
-        assert!(voided > added, "voided after the version that changed the gate");
+        assert!(
+            voided > added,
+            "voided after the version that changed the gate"
+        );
         assert_eq!(trail[voided].1.as_deref(), Some("external"));
 
         // chair_h's approval alone does not pass the gate: chair_b must approve again.
@@ -233,21 +253,26 @@ async fn suspension_blocks_gates_and_documents_until_resumed() {
         let id = flow.investigation_in(Phase::Proposal).await;
 
         let suspended = flow.suspend("chair_h", &id).await;
-        assert_eq!(
-            suspended.data()["suspendInvestigation"]["suspended"],
-            true
-        );
+        assert_eq!(suspended.data()["suspendInvestigation"]["suspended"], true);
         assert_eq!(flow.investigation("member_b", &id).await["suspended"], true);
         assert_conflict_naming(&flow.approve("chair_b", &id).await, &["suspended"]);
         assert_conflict_naming(
             &flow
-                .submit("member_b", &id, DocumentKind::Proposal, "# Tijdens schorsing")
+                .submit(
+                    "member_b",
+                    &id,
+                    DocumentKind::Proposal,
+                    "# Tijdens schorsing",
+                )
                 .await,
             &["suspended"],
         );
         flow.suspend("chair_b", &id).await.expect_code("CONFLICT");
         assert_eq!(
-            version_numbers(&flow.investigation("chair_b", &id).await, DocumentKind::Proposal),
+            version_numbers(
+                &flow.investigation("chair_b", &id).await,
+                DocumentKind::Proposal
+            ),
             [1]
         );
 
@@ -277,7 +302,10 @@ async fn cancel_is_terminal() {
 
         flow.cancel("member_b", &id).await.expect_code("FORBIDDEN");
         let cancelled = flow.cancel("chair_b", &id).await;
-        assert_eq!(cancelled.data()["cancelInvestigation"]["phase"], "CANCELLED");
+        assert_eq!(
+            cancelled.data()["cancelInvestigation"]["phase"],
+            "CANCELLED"
+        );
         assert_eq!(flow.phase(&id).await, "CANCELLED");
 
         flow.approve("chair_b", &id).await.expect_code("CONFLICT");
@@ -297,7 +325,10 @@ async fn cancel_is_terminal() {
         let other = flow.investigation_in(Phase::Proposal).await;
         flow.suspend("chair_b", &other).await.data();
         let cancelled = flow.cancel("chair_h", &other).await;
-        assert_eq!(cancelled.data()["cancelInvestigation"]["phase"], "CANCELLED");
+        assert_eq!(
+            cancelled.data()["cancelInvestigation"]["phase"],
+            "CANCELLED"
+        );
         assert_eq!(cancelled.data()["cancelInvestigation"]["suspended"], false);
         flow.resume("chair_b", &other).await.expect_code("CONFLICT");
         server.stop().await;
@@ -381,7 +412,9 @@ async fn simultaneous_submissions_on_one_base_version() {
         let org = org(&server).await;
         let flow = Flow::new(&server, &org);
         for round in 0..5 {
-            let id = flow.propose_joint(&format!("Samen schrijven {round}")).await;
+            let id = flow
+                .propose_joint(&format!("Samen schrijven {round}"))
+                .await;
             // Both start the document (base version 0) at the same instant.
             let first = |who: &'static str| {
                 let id = id.clone();

@@ -6,5 +6,6 @@ mod audit;
 mod documents;
 mod lifecycle;
 mod permissions;
+mod rebuttal;
 mod support;
 mod visibility;

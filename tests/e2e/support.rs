@@ -153,8 +153,12 @@ impl<'a> Flow<'a> {
     }
 
     pub async fn suspend(&self, who: &str, id: &str) -> Gql {
-        self.gql(who, SUSPEND, json!({ "id": id, "reason": "Raadsverkiezingen" }))
-            .await
+        self.gql(
+            who,
+            SUSPEND,
+            json!({ "id": id, "reason": "Raadsverkiezingen" }),
+        )
+        .await
     }
 
     pub async fn resume(&self, who: &str, id: &str) -> Gql {
@@ -162,8 +166,12 @@ impl<'a> Flow<'a> {
     }
 
     pub async fn cancel(&self, who: &str, id: &str) -> Gql {
-        self.gql(who, CANCEL, json!({ "id": id, "reason": "Overbodig geworden" }))
-            .await
+        self.gql(
+            who,
+            CANCEL,
+            json!({ "id": id, "reason": "Overbodig geworden" }),
+        )
+        .await
     }
 
     pub async fn add_recommendation(&self, who: &str, id: &str, text: &str) -> Gql {
@@ -181,7 +189,13 @@ impl<'a> Flow<'a> {
     }
 
     /// `who` assigns fixture user `user` as rapporteur for commission `commission`.
-    pub async fn assign_rapporteur(&self, who: &str, id: &str, commission: &str, user: &str) -> Gql {
+    pub async fn assign_rapporteur(
+        &self,
+        who: &str,
+        id: &str,
+        commission: &str,
+        user: &str,
+    ) -> Gql {
         self.gql(
             who,
             ASSIGN_RAPPORTEUR,
@@ -196,7 +210,8 @@ impl<'a> Flow<'a> {
 
     /// The investigation as `who` sees it: null when hidden.
     pub async fn investigation(&self, who: &str, id: &str) -> Value {
-        let query = format!("query($id: ID!) {{ investigation(id: $id) {{ {INVESTIGATION_FIELDS} }} }}");
+        let query =
+            format!("query($id: ID!) {{ investigation(id: $id) {{ {INVESTIGATION_FIELDS} }} }}");
         self.gql(who, &query, json!({ "id": id })).await.data()["investigation"].clone()
     }
 
@@ -210,8 +225,13 @@ impl<'a> Flow<'a> {
     pub async fn complete_gate(&self, id: &str, phase: Phase) {
         match phase {
             Phase::Proposal => {
-                self.submit_ok("member_b", id, DocumentKind::Proposal, "# Voorstel\n\nWat en waarom.")
-                    .await;
+                self.submit_ok(
+                    "member_b",
+                    id,
+                    DocumentKind::Proposal,
+                    "# Voorstel\n\nWat en waarom.",
+                )
+                .await;
             }
             Phase::Research => {
                 self.submit_ok(
@@ -272,7 +292,10 @@ impl<'a> Flow<'a> {
     /// so after the PROPOSAL gate).
     pub async fn investigation_in(&self, target: Phase) -> String {
         let id = self
-            .propose_joint(&format!("Onderzoek naar {}", target.as_str().to_lowercase()))
+            .propose_joint(&format!(
+                "Onderzoek naar {}",
+                target.as_str().to_lowercase()
+            ))
             .await;
         self.assign_rapporteur("chair_b", &id, "b", "external")
             .await
@@ -282,7 +305,10 @@ impl<'a> Flow<'a> {
             Phase::Cancelled => {
                 self.drive_to(&id, Phase::Research).await;
                 let cancelled = self.cancel("chair_h", &id).await;
-                assert_eq!(cancelled.data()["cancelInvestigation"]["phase"], "CANCELLED");
+                assert_eq!(
+                    cancelled.data()["cancelInvestigation"]["phase"],
+                    "CANCELLED"
+                );
             }
             other => self.drive_to(&id, other).await,
         }
@@ -296,14 +322,20 @@ impl<'a> Flow<'a> {
             .gql(who, AUDIT_TRAIL, json!({ "id": id, "first": 100 }))
             .await;
         let trail = &answer.data()["auditTrail"];
-        assert_eq!(trail["pageInfo"]["hasNextPage"], false, "more than 100 events");
+        assert_eq!(
+            trail["pageInfo"]["hasNextPage"], false,
+            "more than 100 events"
+        );
         trail["edges"]
             .as_array()
             .expect("edges")
             .iter()
             .map(|edge| {
                 (
-                    edge["node"]["action"].as_str().expect("an action").to_string(),
+                    edge["node"]["action"]
+                        .as_str()
+                        .expect("an action")
+                        .to_string(),
                     edge["node"]["actor"]["name"].as_str().map(str::to_string),
                 )
             })
@@ -334,7 +366,12 @@ pub fn approval_commissions(investigation: &Value) -> Vec<String> {
         .as_array()
         .expect("approvals")
         .iter()
-        .map(|a| a["commission"]["name"].as_str().expect("a name").to_string())
+        .map(|a| {
+            a["commission"]["name"]
+                .as_str()
+                .expect("a name")
+                .to_string()
+        })
         .collect()
 }
 

@@ -2,8 +2,7 @@
 //! the contract's visibility table.
 
 use crate::support::{
-    Flow, VERIFY, approval_commissions, documents_of, http_error_code, id_of,
-    version_numbers,
+    Flow, VERIFY, approval_commissions, documents_of, http_error_code, id_of, version_numbers,
 };
 use rkflow_domain::{DocumentKind, Phase};
 use rkflow_e2e::{TestServer, for_each_backend, org};
@@ -39,7 +38,11 @@ async fn assert_hidden(flow: &Flow<'_>, who: &str, id: &str) {
     );
     let (ids, total) = listed(flow, who, None).await;
     assert!(!ids.contains(&id.to_string()), "{who} lists {id}");
-    assert_eq!(total as usize, ids.len(), "{who} counts what it does not list");
+    assert_eq!(
+        total as usize,
+        ids.len(),
+        "{who} counts what it does not list"
+    );
 }
 
 /// The ids of every version of every document, as the team sees them.
@@ -68,7 +71,11 @@ async fn assert_download_hidden(flow: &Flow<'_>, who: &str, version_id: &str) {
 /// Asserts that `who` may download a version and gets `text`.
 async fn assert_download_is(flow: &Flow<'_>, who: &str, version_id: &str, text: &str) {
     let response = flow.get(who, &download_path(version_id)).await;
-    assert_eq!(response.status().as_u16(), 200, "{who} downloads {version_id}");
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{who} downloads {version_id}"
+    );
     assert_eq!(response.text().await.expect("a body"), text);
 }
 
@@ -80,7 +87,9 @@ async fn a_commission_that_does_not_participate_sees_nothing() {
         let flow = Flow::new(&server, &org);
         let in_proposal = flow.investigation_in(Phase::Proposal).await;
         let in_research = flow.investigation_in(Phase::Research).await;
-        let own = flow.propose_ok("chair_x", &["x"], "Haarlems eigen onderzoek").await;
+        let own = flow
+            .propose_ok("chair_x", &["x"], "Haarlems eigen onderzoek")
+            .await;
 
         for id in [&in_proposal, &in_research] {
             for who in ["chair_x", "college_x", "outsider"] {
@@ -143,14 +152,24 @@ async fn before_the_proposal_gate_only_the_commissions_see_it() {
             assert_hidden(&flow, who, &id).await;
             flow.approve(who, &id).await.expect_code("NOT_FOUND");
         }
-        for who in ["chair_b", "chair_h", "member_b", "member_h", "secretary_b", "secretary_h"] {
+        for who in [
+            "chair_b",
+            "chair_h",
+            "member_b",
+            "member_h",
+            "secretary_b",
+            "secretary_h",
+        ] {
             let seen = flow.investigation(who, &id).await;
             assert_eq!(seen["phase"], "PROPOSAL", "{who}");
             assert_eq!(version_numbers(&seen, DocumentKind::Proposal), [1], "{who}");
             let (ids, _) = listed(&flow, who, None).await;
             assert_eq!(ids, [id.clone()], "{who}");
         }
-        let version = &version_ids(&flow.investigation("chair_b", &id).await, DocumentKind::Proposal)[0];
+        let version = &version_ids(
+            &flow.investigation("chair_b", &id).await,
+            DocumentKind::Proposal,
+        )[0];
         for who in ["college_b", "council_h", "griffier_b", "admin", "chair_x"] {
             assert_download_hidden(&flow, who, version).await;
         }
@@ -168,12 +187,22 @@ async fn after_the_proposal_gate_municipalities_see_only_the_approved_proposal()
         let id = flow.propose_joint("Armoedebeleid").await;
         flow.submit_ok("member_b", &id, DocumentKind::Proposal, "# Concept")
             .await;
-        flow.submit_ok("member_h", &id, DocumentKind::Proposal, "# Definitief voorstel")
-            .await;
+        flow.submit_ok(
+            "member_h",
+            &id,
+            DocumentKind::Proposal,
+            "# Definitief voorstel",
+        )
+        .await;
         flow.approve_all(&id).await;
         flow.complete_gate(&id, Phase::Research).await;
-        flow.submit_ok("secretary_h", &id, DocumentKind::ResearchReport, "# Rapport v2")
-            .await;
+        flow.submit_ok(
+            "secretary_h",
+            &id,
+            DocumentKind::ResearchReport,
+            "# Rapport v2",
+        )
+        .await;
         flow.approve("chair_h", &id).await.data();
 
         let team = flow.investigation("chair_b", &id).await;
@@ -181,7 +210,10 @@ async fn after_the_proposal_gate_municipalities_see_only_the_approved_proposal()
         let report = version_ids(&team, DocumentKind::ResearchReport);
         let conclusions = version_ids(&team, DocumentKind::Conclusions);
         assert_eq!((proposal.len(), report.len(), conclusions.len()), (2, 2, 1));
-        assert_eq!(approval_commissions(&team), ["Rekenkamercommissie Heemstede"]);
+        assert_eq!(
+            approval_commissions(&team),
+            ["Rekenkamercommissie Heemstede"]
+        );
         assert_eq!(team["recommendations"].as_array().map(Vec::len), Some(1));
 
         for who in [
@@ -225,9 +257,13 @@ async fn after_the_proposal_gate_municipalities_see_only_the_approved_proposal()
             }
         }
         // The audit trail and its chain stay with the team.
-        flow.gql("college_b", crate::support::AUDIT_TRAIL, json!({ "id": id }))
-            .await
-            .expect_code("FORBIDDEN");
+        flow.gql(
+            "college_b",
+            crate::support::AUDIT_TRAIL,
+            json!({ "id": id }),
+        )
+        .await
+        .expect_code("FORBIDDEN");
         server.stop().await;
     })
     .await;
@@ -240,8 +276,13 @@ async fn after_the_research_gate_colleges_see_the_frozen_draft() {
         let org = org(&server).await;
         let flow = Flow::new(&server, &org);
         let id = flow.investigation_in(Phase::Research).await;
-        flow.submit_ok("secretary_b", &id, DocumentKind::ResearchReport, "# Eerste opzet")
-            .await;
+        flow.submit_ok(
+            "secretary_b",
+            &id,
+            DocumentKind::ResearchReport,
+            "# Eerste opzet",
+        )
+        .await;
         flow.complete_gate(&id, Phase::Research).await;
         flow.approve_all(&id).await;
 
@@ -260,7 +301,11 @@ async fn after_the_research_gate_colleges_see_the_frozen_draft() {
                 [2],
                 "{who} sees the frozen report only"
             );
-            assert_eq!(version_numbers(&seen, DocumentKind::Conclusions), [1], "{who}");
+            assert_eq!(
+                version_numbers(&seen, DocumentKind::Conclusions),
+                [1],
+                "{who}"
+            );
             let recommendations = seen["recommendations"].as_array().expect("a list");
             assert_eq!(recommendations.len(), 1, "{who}");
             assert_eq!(recommendations[0]["text"], "Stel een meetbaar doel vast.");
@@ -279,8 +324,14 @@ async fn after_the_research_gate_colleges_see_the_frozen_draft() {
         for who in ["council_b", "griffier_h", "civil_b"] {
             let seen = flow.investigation(who, &id).await;
             assert_eq!(seen["phase"], "ADMINISTRATIVE_REBUTTAL", "{who}");
-            assert_eq!(version_numbers(&seen, DocumentKind::ResearchReport), Vec::<i64>::new());
-            assert_eq!(version_numbers(&seen, DocumentKind::Conclusions), Vec::<i64>::new());
+            assert_eq!(
+                version_numbers(&seen, DocumentKind::ResearchReport),
+                Vec::<i64>::new()
+            );
+            assert_eq!(
+                version_numbers(&seen, DocumentKind::Conclusions),
+                Vec::<i64>::new()
+            );
             assert_eq!(seen["recommendations"], json!([]), "{who}");
             for version in report.iter().chain(&conclusions) {
                 assert_download_hidden(&flow, who, version).await;
@@ -299,8 +350,13 @@ async fn the_admin_sees_no_content_but_verifies_the_chain() {
         let flow = Flow::new(&server, &org);
         let proposal = flow.investigation_in(Phase::Proposal).await;
         let research = flow.investigation_in(Phase::Research).await;
-        flow.submit_ok("member_b", &research, DocumentKind::ResearchReport, "# Geheim")
-            .await;
+        flow.submit_ok(
+            "member_b",
+            &research,
+            DocumentKind::ResearchReport,
+            "# Geheim",
+        )
+        .await;
 
         for id in [&proposal, &research] {
             assert_hidden(&flow, "admin", id).await;
@@ -357,8 +413,13 @@ async fn an_assigned_rapporteur_sees_everything() {
             seen["rapporteurs"][0]["commission"]["name"],
             "Rekenkamercommissie Heemstede"
         );
-        flow.submit_ok("external", &id, DocumentKind::Proposal, "# Herzien door de rapporteur")
-            .await;
+        flow.submit_ok(
+            "external",
+            &id,
+            DocumentKind::Proposal,
+            "# Herzien door de rapporteur",
+        )
+        .await;
         flow.approve_all(&id).await;
         flow.submit_ok("member_b", &id, DocumentKind::ResearchReport, "# Concept")
             .await;
@@ -407,7 +468,8 @@ async fn investigations_are_paged_with_stable_cursors_and_filtered_by_phase() {
             );
         }
         // Something member_h may not see.
-        flow.propose_ok("chair_b", &["b"], "Alleen Bloemendaal").await;
+        flow.propose_ok("chair_b", &["b"], "Alleen Bloemendaal")
+            .await;
         let newest_first: Vec<String> = created.iter().rev().cloned().collect();
 
         let page = |after: Option<String>| {
@@ -437,12 +499,21 @@ async fn investigations_are_paged_with_stable_cursors_and_filtered_by_phase() {
                 connection["pageInfo"]["endCursor"].as_str(),
                 edges.last().and_then(|e| e["cursor"].as_str())
             );
-            let more = connection["pageInfo"]["hasNextPage"].as_bool().expect("a flag");
-            assert_eq!(more, seen.len() < 7, "hasNextPage after {} items", seen.len());
+            let more = connection["pageInfo"]["hasNextPage"]
+                .as_bool()
+                .expect("a flag");
+            assert_eq!(
+                more,
+                seen.len() < 7,
+                "hasNextPage after {} items",
+                seen.len()
+            );
             if !more {
                 break;
             }
-            after = connection["pageInfo"]["endCursor"].as_str().map(str::to_string);
+            after = connection["pageInfo"]["endCursor"]
+                .as_str()
+                .map(str::to_string);
         }
         assert_eq!(pages, 3);
         assert_eq!(seen, newest_first, "every investigation once, newest first");
@@ -471,14 +542,19 @@ async fn investigations_are_paged_with_stable_cursors_and_filtered_by_phase() {
         assert_eq!(id_of(&first["edges"][0]["node"]), newer);
 
         // A page of zero, and an invalid cursor.
-        let empty = flow
-            .gql("member_h", LIST, json!({ "first": 0 }))
-            .await;
+        let empty = flow.gql("member_h", LIST, json!({ "first": 0 })).await;
         assert_eq!(empty.data()["investigations"]["edges"], json!([]));
-        assert_eq!(empty.data()["investigations"]["pageInfo"]["hasNextPage"], true);
-        flow.gql("member_h", LIST, json!({ "first": 3, "after": "nonsense!" }))
-            .await
-            .expect_code("BAD_USER_INPUT");
+        assert_eq!(
+            empty.data()["investigations"]["pageInfo"]["hasNextPage"],
+            true
+        );
+        flow.gql(
+            "member_h",
+            LIST,
+            json!({ "first": 3, "after": "nonsense!" }),
+        )
+        .await
+        .expect_code("BAD_USER_INPUT");
 
         // The phase filter, for the team and for a college that sees only part of it.
         for id in &created[..2] {
@@ -493,12 +569,18 @@ async fn investigations_are_paged_with_stable_cursors_and_filtered_by_phase() {
         assert_eq!(total, 6);
         assert_eq!(proposals.len(), 6);
         assert!(!proposals.contains(&created[0]));
-        assert_eq!(listed(&flow, "member_h", Some("CANCELLED")).await, (vec![], 0));
+        assert_eq!(
+            listed(&flow, "member_h", Some("CANCELLED")).await,
+            (vec![], 0)
+        );
         assert_eq!(
             listed(&flow, "college_h", Some("RESEARCH")).await,
             (vec![created[1].clone(), created[0].clone()], 2)
         );
-        assert_eq!(listed(&flow, "college_h", Some("PROPOSAL")).await, (vec![], 0));
+        assert_eq!(
+            listed(&flow, "college_h", Some("PROPOSAL")).await,
+            (vec![], 0)
+        );
         assert_eq!(listed(&flow, "college_h", None).await.1, 2);
         server.stop().await;
     })

@@ -330,8 +330,7 @@ pub async fn login(
                 Some(user) if user.disabled => "disabled account",
                 Some(_) => "wrong password",
             };
-            accounts::record_failed_login(db, origin, now, &key, reason, Some(reservation))
-                .await?;
+            accounts::record_failed_login(db, origin, now, &key, reason, Some(reservation)).await?;
             return Err(ApiError::new(
                 Code::Unauthenticated,
                 "the email address or password is not correct",

@@ -54,6 +54,8 @@ pub struct ApiState {
     pub auth: AuthConfig,
     pub passwords: Passwords,
     pub events: EventBus,
+    /// How long before a deadline reminders go out (default 7 days and 1 day).
+    pub reminder_offsets: Vec<chrono::Duration>,
 }
 
 /// Who is asking, and from where.

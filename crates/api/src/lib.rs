@@ -11,6 +11,7 @@ pub mod error;
 pub mod files;
 pub mod mutation;
 pub mod query;
+pub mod scheduler;
 pub mod schema;
 pub mod subscription;
 pub mod types;

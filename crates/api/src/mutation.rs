@@ -5,17 +5,20 @@ use crate::auth::{self, check_password_rules};
 use crate::context::{request, session, state};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::types::{
-    CommissionObject, Date, DocumentKind, InvestigationObject, LoginPayload, MunicipalityObject,
-    RecommendationAddressee, RecommendationObject, ResponseMode, Role, RoleGrantObject, UserObject,
+    CollegePosition, CommissionObject, Date, DocumentKind, ExtensionRequestObject,
+    InvestigationObject, LoginPayload, MunicipalityObject, RecommendationAddressee,
+    RecommendationObject, ResponseMode, ResponseObject, Role, RoleGrantObject, UserObject,
     VersionObject, parse_input_id,
 };
 use async_graphql::{Context, ID, InputObject, Object, Upload};
 use chrono::{DateTime, Utc};
 use rkflow_domain::content;
 use rkflow_domain::investigation::{NewVersion, RebuttalTerms};
+use rkflow_domain::rebuttal::NewResponse;
 use rkflow_domain::role::{AdminAction, authorize_admin};
 use rkflow_domain::{
-    Command, CommissionId, DocumentId, Grant, RecommendationId, Scope, UserId, VersionId,
+    Command, CommissionId, DocumentId, ExtensionId, Grant, RecommendationId, ResponseId, Scope,
+    UserId, VersionId,
 };
 use rkflow_store::investigations::VersionBody;
 use rkflow_store::{accounts, audit, investigations, organisation};
@@ -116,6 +119,83 @@ pub struct ProposeInvestigationInput {
     pub research_questions: Vec<String>,
     pub scope_start: Option<Date>,
     pub scope_end: Option<Date>,
+}
+
+#[derive(InputObject)]
+pub struct FileResponseInput {
+    pub investigation_id: ID,
+    /// The colleges this response speaks for: several for a joint response.
+    pub college_ids: Vec<ID>,
+    pub content: Option<String>,
+    pub file: Option<Upload>,
+    pub positions: Option<Vec<RecommendationPositionInput>>,
+}
+
+#[derive(InputObject)]
+pub struct RecommendationPositionInput {
+    pub recommendation_id: ID,
+    pub position: CollegePosition,
+}
+
+/// Municipalities named by their colleges' ids; BAD_USER_INPUT for an unknown college.
+async fn colleges(ctx: &Context<'_>, field: &str, ids: &[ID]) -> ApiResult<Vec<Uuid>> {
+    let ids = ids
+        .iter()
+        .map(|id| parse_input_id(field, id))
+        .collect::<ApiResult<Vec<Uuid>>>()?;
+    let found = organisation::municipalities_by_college_ids(&state(ctx).db.conn, &ids).await?;
+    ids.iter()
+        .map(|college| {
+            found
+                .iter()
+                .find(|m| m.college_id == *college)
+                .map(|m| m.id)
+                .ok_or_else(|| ApiError::bad_input(field, "unknown college"))
+        })
+        .collect()
+}
+
+/// The response as stored after a command.
+async fn fresh_response(
+    ctx: &Context<'_>,
+    investigation: Uuid,
+    response: Uuid,
+) -> ApiResult<ResponseObject> {
+    let found = fresh(ctx, investigation).await?;
+    let domain = &found.loaded.domain;
+    let state = domain
+        .responses
+        .iter()
+        .find(|r| r.id.0 == response)
+        .ok_or_else(ApiError::not_found)?;
+    let version = found
+        .loaded
+        .versions
+        .iter()
+        .find(|v| v.id == state.version.0)
+        .ok_or_else(|| ApiError::internal(&"a response without its version"))?;
+    Ok(ResponseObject {
+        counted: domain.counted_responses().iter().any(|c| c.id == state.id),
+        state: state.clone(),
+        version: version.clone(),
+    })
+}
+
+/// The extension request as stored after a command.
+async fn fresh_extension(
+    ctx: &Context<'_>,
+    investigation: Uuid,
+    request: Uuid,
+) -> ApiResult<ExtensionRequestObject> {
+    let found = fresh(ctx, investigation).await?;
+    found
+        .loaded
+        .extensions
+        .iter()
+        .find(|e| e.id == request)
+        .cloned()
+        .map(ExtensionRequestObject)
+        .ok_or_else(ApiError::not_found)
 }
 
 #[derive(InputObject)]
@@ -467,7 +547,12 @@ impl MutationRoot {
                 base_version: input.base_version,
                 content: meta,
                 note: input.note,
-                municipality: input.municipality_id.as_ref().map(|id| parse_input_id("municipalityId", id)).transpose()?.map(Into::into),
+                municipality: input
+                    .municipality_id
+                    .as_ref()
+                    .map(|id| parse_input_id("municipalityId", id))
+                    .transpose()?
+                    .map(Into::into),
             },
             new_document: DocumentId::new(),
             new_version,
@@ -507,7 +592,10 @@ impl MutationRoot {
             .iter()
             .find(|r| r.id == recommendation.0)
             .cloned()
-            .map(RecommendationObject)
+            .map(|model| RecommendationObject {
+                model,
+                positions: Vec::new(),
+            })
             .ok_or_else(|| ApiError::internal(&"the new recommendation is missing"))
     }
 
@@ -547,6 +635,119 @@ impl MutationRoot {
         reason: String,
     ) -> ApiResult<InvestigationObject> {
         command_then_fresh(ctx, &investigation_id, Command::RequestChanges { reason }).await
+    }
+
+    /// Starts the factual check (ambtelijk wederhoor): a deadline per concerned municipality,
+    /// on the due date given or after the policy term.
+    async fn start_factual_check(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+        due_date: Option<Date>,
+    ) -> ApiResult<InvestigationObject> {
+        let command = Command::StartFactualCheck {
+            due_date: due_date.map(|d| d.0),
+        };
+        command_then_fresh(ctx, &investigation_id, command).await
+    }
+
+    /// Files a college's response (bestuurlijke reactie): JOINT for several colleges (it counts
+    /// for each once a contact of it filed or co-signed), or SEPARATE for one.
+    async fn file_response(
+        &self,
+        ctx: &Context<'_>,
+        input: FileResponseInput,
+    ) -> ApiResult<ResponseObject> {
+        let id = parse_input_id("investigationId", &input.investigation_id)?;
+        session(ctx)?;
+        let college_municipalities = colleges(ctx, "collegeIds", &input.college_ids).await?;
+        let positions = input
+            .positions
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                Ok((
+                    RecommendationId(parse_input_id("positions", &p.recommendation_id)?),
+                    p.position.into(),
+                ))
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        let (meta, body) = version_content(ctx, input.content, input.file)?;
+        let response = ResponseId::new();
+        let command = Command::FileResponse(NewResponse {
+            colleges: college_municipalities.into_iter().map(Into::into).collect(),
+            content: meta,
+            positions,
+            response,
+            document: DocumentId::new(),
+            version: VersionId::new(),
+        });
+        run(ctx, id, command, Some(body)).await?;
+        fresh_response(ctx, id, response.0).await
+    }
+
+    /// Co-signs a JOINT response for the caller's college, so that it counts for it too.
+    async fn cosign_response(
+        &self,
+        ctx: &Context<'_>,
+        response_id: ID,
+    ) -> ApiResult<ResponseObject> {
+        session(ctx)?;
+        let response = parse_input_id("responseId", &response_id)?;
+        let id = investigations::investigation_of_response(&state(ctx).db, response)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let command = Command::CosignResponse {
+            response: ResponseId(response),
+        };
+        run(ctx, id, command, None).await?;
+        fresh_response(ctx, id, response).await
+    }
+
+    /// A college contact asks to move its college's deadline.
+    async fn request_extension(
+        &self,
+        ctx: &Context<'_>,
+        investigation_id: ID,
+        college_id: ID,
+        proposed_due_date: Date,
+        reason: String,
+    ) -> ApiResult<ExtensionRequestObject> {
+        let id = parse_input_id("investigationId", &investigation_id)?;
+        session(ctx)?;
+        let college = colleges(ctx, "collegeId", std::slice::from_ref(&college_id)).await?[0];
+        let request = ExtensionId::new();
+        let command = Command::RequestExtension {
+            id: request,
+            college: college.into(),
+            proposed_due_date: proposed_due_date.0,
+            reason,
+        };
+        run(ctx, id, command, None).await?;
+        fresh_extension(ctx, id, request.0).await
+    }
+
+    /// A chair decides for their commission: granted when every participating commission
+    /// agrees, refused when one refuses.
+    async fn decide_extension(
+        &self,
+        ctx: &Context<'_>,
+        request_id: ID,
+        grant: bool,
+        comment: Option<String>,
+    ) -> ApiResult<ExtensionRequestObject> {
+        session(ctx)?;
+        let request = parse_input_id("requestId", &request_id)?;
+        let id = investigations::investigation_of_extension(&state(ctx).db, request)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let command = Command::DecideExtension {
+            request: ExtensionId(request),
+            grant,
+            comment,
+        };
+        run(ctx, id, command, None).await?;
+        fresh_extension(ctx, id, request).await
     }
 
     async fn suspend_investigation(
@@ -607,6 +808,7 @@ impl MutationRoot {
                 )
                 .await?;
                 txn.commit().await?;
+                crate::scheduler::run_tick(state).await?;
                 Ok(now)
             }
         }

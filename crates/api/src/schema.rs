@@ -50,25 +50,6 @@ pub fn sdl() -> String {
 /// later issues implement. The conformance test fails when one of these appears (remove it
 /// here) and when anything else of the contract is missing.
 pub const PENDING_CONTRACT_PARTS: &[&str] = &[
-    // Issue 4: deadlines and the rebuttal round.
-    "enum DeadlineKind",
-    "enum DeadlineStatus",
-    "enum CollegePosition",
-    "type Deadline",
-    "type ExtensionRequest",
-    "type Response",
-    "type RecommendationPosition",
-    "input FileResponseInput",
-    "input RecommendationPositionInput",
-    "Mutation.startFactualCheck",
-    "Mutation.fileResponse",
-    "Mutation.cosignResponse",
-    "Mutation.requestExtension",
-    "Mutation.decideExtension",
-    "Investigation.deadlines",
-    "Investigation.extensionRequests",
-    "Investigation.responses",
-    "Recommendation.positions",
     // Issue 5: submission, publication and follow-up.
     "enum CouncilDecision",
     "type CouncilDecisionRecord",
@@ -83,7 +64,7 @@ pub const PENDING_CONTRACT_PARTS: &[&str] = &[
 
 #[cfg(test)]
 mod contract_conformance {
-    use super::{sdl, PENDING_CONTRACT_PARTS};
+    use super::{PENDING_CONTRACT_PARTS, sdl};
     use async_graphql::parser::parse_schema;
     use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
     use std::collections::BTreeMap;
@@ -131,21 +112,35 @@ mod contract_conformance {
                     input
                         .fields
                         .iter()
-                        .map(|f| (f.node.name.node.to_string(), f.node.ty.node.clone(), BTreeMap::new()))
+                        .map(|f| {
+                            (
+                                f.node.name.node.to_string(),
+                                f.node.ty.node.clone(),
+                                BTreeMap::new(),
+                            )
+                        })
                         .collect(),
                 ),
                 TypeKind::Enum(values) => {
                     declared.enum_values.insert(
                         name.clone(),
-                        values.values.iter().map(|v| v.node.value.node.to_string()).collect(),
+                        values
+                            .values
+                            .iter()
+                            .map(|v| v.node.value.node.to_string())
+                            .collect(),
                     );
                     ("enum", Vec::new())
                 }
                 _ => ("other", Vec::new()),
             };
-            declared.types.insert(name.clone(), format!("{kind} {name}"));
+            declared
+                .types
+                .insert(name.clone(), format!("{kind} {name}"));
             for (field, ty, args) in fields {
-                declared.fields.insert(format!("{name}.{field}"), (ty, args));
+                declared
+                    .fields
+                    .insert(format!("{name}.{field}"), (ty, args));
             }
         }
         declared
@@ -174,7 +169,9 @@ mod contract_conformance {
             let present = ours.types.get(name) == Some(label);
             if pending(label) {
                 if present {
-                    problems.push(format!("{label} is implemented: remove it from PENDING_CONTRACT_PARTS"));
+                    problems.push(format!(
+                        "{label} is implemented: remove it from PENDING_CONTRACT_PARTS"
+                    ));
                 }
                 continue;
             }
@@ -187,7 +184,11 @@ mod contract_conformance {
                 continue;
             }
             for value in values {
-                if !ours.enum_values.get(name).is_some_and(|v| v.contains(value)) {
+                if !ours
+                    .enum_values
+                    .get(name)
+                    .is_some_and(|v| v.contains(value))
+                {
                     problems.push(format!("missing enum value {name}.{value}"));
                 }
             }
@@ -205,7 +206,9 @@ mod contract_conformance {
                 continue;
             };
             if pending(path) {
-                problems.push(format!("{path} is implemented: remove it from PENDING_CONTRACT_PARTS"));
+                problems.push(format!(
+                    "{path} is implemented: remove it from PENDING_CONTRACT_PARTS"
+                ));
                 continue;
             }
             let input = owner_label.starts_with("input ");
@@ -220,7 +223,9 @@ mod contract_conformance {
             for (arg, arg_ty) in args {
                 match our_args.get(arg) {
                     Some(our) if our.to_string() == arg_ty.to_string() => {}
-                    Some(our) => problems.push(format!("{path}({arg}): contract {arg_ty}, served {our}")),
+                    Some(our) => {
+                        problems.push(format!("{path}({arg}): contract {arg_ty}, served {our}"))
+                    }
                     None => problems.push(format!("missing argument {path}({arg})")),
                 }
             }
@@ -230,6 +235,10 @@ mod contract_conformance {
                 }
             }
         }
-        assert!(problems.is_empty(), "contract conformance:\n{}", problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "contract conformance:\n{}",
+            problems.join("\n")
+        );
     }
 }

@@ -11,7 +11,8 @@ use rkflow_domain::role::StoredGrant;
 use rkflow_domain::visibility::View;
 use rkflow_domain::{Actor, Scope};
 use rkflow_store::entity::{
-    approval, audit_event, document, document_version, municipality, recommendation, user,
+    approval, audit_event, deadline, document, document_version, extension_request, municipality,
+    recommendation, user,
 };
 use rkflow_store::investigations::Loaded;
 use rkflow_store::organisation::CommissionWithMunicipalities;
@@ -82,6 +83,31 @@ pub enum DocumentKind {
 pub enum ResponseMode {
     Joint,
     Separate,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "rkflow_domain::rebuttal::DeadlineKind")]
+pub enum DeadlineKind {
+    FactualCheck,
+    AdministrativeResponse,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "rkflow_domain::rebuttal::DeadlineStatus")]
+pub enum DeadlineStatus {
+    Open,
+    Met,
+    Missed,
+    Waived,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "rkflow_domain::rebuttal::CollegePosition")]
+pub enum CollegePosition {
+    Agrees,
+    Partly,
+    Disagrees,
+    NoPosition,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -507,11 +533,71 @@ impl InvestigationObject {
         if !self.view.sees_recommendations(&self.loaded.domain) {
             return Vec::new();
         }
+        // Each college's position, from its counted response (as far as the caller sees it).
+        let domain = &self.loaded.domain;
+        let mut positions: Vec<(Uuid, Uuid, rkflow_domain::rebuttal::CollegePosition)> = Vec::new();
+        for response in domain.counted_responses() {
+            if !self.view.sees_response(domain, response) {
+                continue;
+            }
+            for (recommendation, position) in &response.positions {
+                for college in &response.signed_by {
+                    positions.push((recommendation.0, college.0, *position));
+                }
+            }
+        }
         self.loaded
             .recommendations
             .iter()
             .cloned()
-            .map(RecommendationObject)
+            .map(|model| RecommendationObject {
+                positions: positions
+                    .iter()
+                    .filter(|(r, _, _)| *r == model.id)
+                    .map(|(_, college, position)| (*college, *position))
+                    .collect(),
+                model,
+            })
+            .collect()
+    }
+
+    /// The deadlines of the factual check and the rebuttal the caller may see.
+    async fn deadlines(&self) -> Vec<DeadlineObject> {
+        self.loaded
+            .deadlines
+            .iter()
+            .zip(&self.loaded.domain.deadlines)
+            .filter(|(_, domain)| self.view.sees_deadline(domain))
+            .map(|(model, _)| DeadlineObject(model.clone()))
+            .collect()
+    }
+
+    /// Extension requests: the team, and a college's contacts for their own college.
+    async fn extension_requests(&self) -> Vec<ExtensionRequestObject> {
+        self.loaded
+            .extensions
+            .iter()
+            .filter(|e| self.view.sees_college_round(e.municipality_id.into()))
+            .cloned()
+            .map(ExtensionRequestObject)
+            .collect()
+    }
+
+    /// Filed responses the caller may see, oldest first (a college's latest one counts).
+    async fn responses(&self) -> Vec<ResponseObject> {
+        let domain = &self.loaded.domain;
+        domain
+            .responses
+            .iter()
+            .filter(|r| self.view.sees_response(domain, r))
+            .filter_map(|r| {
+                let version = self.loaded.versions.iter().find(|v| v.id == r.version.0)?;
+                Some(ResponseObject {
+                    state: r.clone(),
+                    version: version.clone(),
+                    counted: domain.counted_responses().iter().any(|c| c.id == r.id),
+                })
+            })
             .collect()
     }
 
@@ -666,26 +752,163 @@ impl ApprovalObject {
     }
 }
 
-pub struct RecommendationObject(pub recommendation::Model);
+pub struct RecommendationObject {
+    pub model: recommendation::Model,
+    /// (college by municipality, position) from the counted responses the caller sees.
+    pub positions: Vec<(Uuid, rkflow_domain::rebuttal::CollegePosition)>,
+}
 
 #[Object(name = "Recommendation")]
 impl RecommendationObject {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.model.id.to_string())
     }
 
     async fn number(&self) -> i32 {
-        self.0.number
+        self.model.number
     }
 
     async fn text(&self) -> &str {
-        &self.0.text
+        &self.model.text
     }
 
     async fn addressee(&self) -> ApiResult<RecommendationAddressee> {
-        rkflow_domain::RecommendationAddressee::parse(&self.0.addressee)
+        rkflow_domain::RecommendationAddressee::parse(&self.model.addressee)
             .map(Into::into)
             .ok_or_else(|| ApiError::internal(&"unknown addressee"))
+    }
+
+    /// Each college's position, from its counted response.
+    async fn positions(&self, ctx: &Context<'_>) -> ApiResult<Vec<RecommendationPositionObject>> {
+        let mut list = Vec::new();
+        for (municipality, position) in &self.positions {
+            if let Some(m) = load_municipality(ctx, *municipality).await? {
+                list.push(RecommendationPositionObject {
+                    college: CollegeObject(m.0),
+                    position: (*position).into(),
+                });
+            }
+        }
+        Ok(list)
+    }
+}
+
+#[derive(async_graphql::SimpleObject)]
+#[graphql(name = "RecommendationPosition")]
+pub struct RecommendationPositionObject {
+    pub college: CollegeObject,
+    pub position: CollegePosition,
+}
+
+/// The college of a municipality (by municipality id).
+async fn college_of(ctx: &Context<'_>, municipality: Uuid) -> ApiResult<CollegeObject> {
+    load_municipality(ctx, municipality)
+        .await?
+        .map(|m| CollegeObject(m.0))
+        .ok_or_else(|| ApiError::internal(&"a college of a missing municipality"))
+}
+
+pub struct DeadlineObject(pub deadline::Model);
+
+#[Object(name = "Deadline")]
+impl DeadlineObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn kind(&self) -> ApiResult<DeadlineKind> {
+        rkflow_domain::rebuttal::DeadlineKind::parse(&self.0.kind)
+            .map(Into::into)
+            .ok_or_else(|| ApiError::internal(&"unknown deadline kind"))
+    }
+
+    /// The college (or, for the factual check, the municipality's college) this deadline binds.
+    async fn college(&self, ctx: &Context<'_>) -> ApiResult<Option<CollegeObject>> {
+        Ok(Some(college_of(ctx, self.0.municipality_id).await?))
+    }
+
+    async fn due_at(&self) -> DateTime<Utc> {
+        self.0.due_at
+    }
+
+    async fn status(&self) -> ApiResult<DeadlineStatus> {
+        rkflow_domain::rebuttal::DeadlineStatus::parse(&self.0.status)
+            .map(Into::into)
+            .ok_or_else(|| ApiError::internal(&"unknown deadline status"))
+    }
+}
+
+pub struct ExtensionRequestObject(pub extension_request::Model);
+
+#[Object(name = "ExtensionRequest")]
+impl ExtensionRequestObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn college(&self, ctx: &Context<'_>) -> ApiResult<CollegeObject> {
+        college_of(ctx, self.0.municipality_id).await
+    }
+
+    async fn proposed_due_date(&self) -> Date {
+        Date(self.0.proposed_due_date)
+    }
+
+    async fn reason(&self) -> &str {
+        &self.0.reason
+    }
+
+    /// Null while undecided.
+    async fn granted(&self) -> Option<bool> {
+        self.0.granted
+    }
+}
+
+pub struct ResponseObject {
+    pub state: rkflow_domain::investigation::ResponseState,
+    pub version: document_version::Model,
+    /// Whether it is the counted response of at least one college.
+    pub counted: bool,
+}
+
+#[Object(name = "Response")]
+impl ResponseObject {
+    async fn id(&self) -> ID {
+        ID(self.state.id.to_string())
+    }
+
+    async fn colleges(&self, ctx: &Context<'_>) -> ApiResult<Vec<CollegeObject>> {
+        let mut list = Vec::new();
+        for college in &self.state.colleges {
+            list.push(college_of(ctx, college.0).await?);
+        }
+        Ok(list)
+    }
+
+    /// The colleges that have filed or co-signed it: it counts for exactly these.
+    async fn signed_by(&self, ctx: &Context<'_>) -> ApiResult<Vec<CollegeObject>> {
+        let mut list = Vec::new();
+        for college in &self.state.signed_by {
+            list.push(college_of(ctx, college.0).await?);
+        }
+        Ok(list)
+    }
+
+    async fn version(&self) -> VersionObject {
+        VersionObject(self.version.clone())
+    }
+
+    async fn filed_at(&self) -> DateTime<Utc> {
+        self.state.filed_at
+    }
+
+    async fn late(&self) -> bool {
+        self.state.late
+    }
+
+    /// Whether it is the latest response of at least one of its signing colleges.
+    async fn counted(&self) -> bool {
+        self.counted
     }
 }
 

@@ -70,7 +70,9 @@ impl Calendar {
     pub fn is_rest_day(&self, day: NaiveDate) -> bool {
         matches!(day.weekday(), Weekday::Sat | Weekday::Sun)
             || self.extra_holidays.contains(&day)
-            || holidays(day.year()).iter().any(|(holiday, _)| *holiday == day)
+            || holidays(day.year())
+                .iter()
+                .any(|(holiday, _)| *holiday == day)
     }
 
     /// The day itself, or the first following day that is no rest day.
@@ -128,7 +130,9 @@ mod tests {
     }
 
     fn instant(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -190,11 +194,23 @@ mod tests {
 
     #[test]
     fn due_at_is_local_end_of_day_in_summer_and_winter() {
-        assert_eq!(due_at_end_of(day(2019, 7, 1)), instant("2019-07-01T21:59:59Z"));
-        assert_eq!(due_at_end_of(day(2019, 12, 2)), instant("2019-12-02T22:59:59Z"));
+        assert_eq!(
+            due_at_end_of(day(2019, 7, 1)),
+            instant("2019-07-01T21:59:59Z")
+        );
+        assert_eq!(
+            due_at_end_of(day(2019, 12, 2)),
+            instant("2019-12-02T22:59:59Z")
+        );
         // The days of the DST changes themselves.
-        assert_eq!(due_at_end_of(day(2019, 10, 27)), instant("2019-10-27T22:59:59Z"));
-        assert_eq!(due_at_end_of(day(2019, 3, 31)), instant("2019-03-31T21:59:59Z"));
+        assert_eq!(
+            due_at_end_of(day(2019, 10, 27)),
+            instant("2019-10-27T22:59:59Z")
+        );
+        assert_eq!(
+            due_at_end_of(day(2019, 3, 31)),
+            instant("2019-03-31T21:59:59Z")
+        );
     }
 
     #[test]

@@ -8,18 +8,18 @@
 //! whose fingerprint no longer matches after any change, so no command can forget it.
 
 use crate::content::ContentMeta;
-use crate::error::DomainError;
 use crate::deadline::Calendar;
+use crate::error::DomainError;
 use crate::ids::{
-    ApprovalId, CommissionId, DeadlineId, DocumentId, ExtensionId, InvestigationId,
-    MunicipalityId, RecommendationId, ResponseId, UserId, VersionId,
+    ApprovalId, CommissionId, DeadlineId, DocumentId, ExtensionId, InvestigationId, MunicipalityId,
+    RecommendationId, ResponseId, UserId, VersionId,
 };
+use crate::permission::{self, Action, ActionContext, Capacity, Parties, Relation};
+use crate::phase::{DocumentKind, Phase, RecommendationAddressee, ResponseMode};
 use crate::rebuttal::{
     CollegePosition, DeadlineKind, DeadlineState, DeadlineStatus, ExtensionState, NewResponse,
     TermPolicy,
 };
-use crate::permission::{self, Action, ActionContext, Capacity, Parties, Relation};
-use crate::phase::{DocumentKind, Phase, RecommendationAddressee, ResponseMode};
 use crate::role::Actor;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -837,10 +837,7 @@ impl Investigation {
                     ));
                 }
             }
-            Phase::CouncilSubmission
-            | Phase::FollowUp
-            | Phase::Closed
-            | Phase::Cancelled => {}
+            Phase::CouncilSubmission | Phase::FollowUp | Phase::Closed | Phase::Cancelled => {}
         }
         missing
     }

@@ -34,9 +34,12 @@ impl DeadlineKind {
     }
 
     pub fn parse(text: &str) -> Option<DeadlineKind> {
-        [DeadlineKind::FactualCheck, DeadlineKind::AdministrativeResponse]
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
+        [
+            DeadlineKind::FactualCheck,
+            DeadlineKind::AdministrativeResponse,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -191,7 +194,12 @@ impl Investigation {
 
     /// The due instant of a round opening now: the explicit day aligned to the rule, or the
     /// joint term counted from now.
-    pub fn due_at(&self, kind: DeadlineKind, explicit: Option<NaiveDate>, now: DateTime<Utc>) -> DateTime<Utc> {
+    pub fn due_at(
+        &self,
+        kind: DeadlineKind,
+        explicit: Option<NaiveDate>,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
         let day = match explicit {
             Some(day) => self.calendar.align(day),
             None => self.calendar.due_day(now, self.joint_term(kind)),
@@ -203,7 +211,11 @@ impl Investigation {
         self.deadlines.iter().filter(move |d| d.kind == kind)
     }
 
-    fn deadline_for(&self, kind: DeadlineKind, municipality: MunicipalityId) -> Option<&DeadlineState> {
+    fn deadline_for(
+        &self,
+        kind: DeadlineKind,
+        municipality: MunicipalityId,
+    ) -> Option<&DeadlineState> {
         self.deadlines
             .iter()
             .find(|d| d.kind == kind && d.municipality == municipality)
@@ -218,7 +230,9 @@ impl Investigation {
 
     /// Whether a factual check was ever started.
     pub fn factual_check_started(&self) -> bool {
-        self.deadlines_of(DeadlineKind::FactualCheck).next().is_some()
+        self.deadlines_of(DeadlineKind::FactualCheck)
+            .next()
+            .is_some()
     }
 
     /// The colleges (by municipality) that have a counted response.
@@ -258,7 +272,10 @@ impl Investigation {
         if let Some(day) = due_date
             && day <= now.date_naive()
         {
-            return Err(DomainError::bad_input("dueDate", "the due date must lie in the future"));
+            return Err(DomainError::bad_input(
+                "dueDate",
+                "the due date must lie in the future",
+            ));
         }
         let Some(report) = self
             .document(DocumentKind::ResearchReport)
@@ -426,7 +443,10 @@ impl Investigation {
     ) -> Result<Vec<Change>, DomainError> {
         let concerned = self.municipalities();
         if new.colleges.is_empty() {
-            return Err(DomainError::bad_input("collegeIds", "name at least one college"));
+            return Err(DomainError::bad_input(
+                "collegeIds",
+                "name at least one college",
+            ));
         }
         if !new.colleges.is_subset(&concerned) {
             return Err(DomainError::bad_input(
@@ -434,7 +454,9 @@ impl Investigation {
                 "a listed college is not concerned by this investigation",
             ));
         }
-        let mode = self.rebuttal_terms.map_or(ResponseMode::Separate, |t| t.mode);
+        let mode = self
+            .rebuttal_terms
+            .map_or(ResponseMode::Separate, |t| t.mode);
         if mode == ResponseMode::Separate && new.colleges.len() != 1 {
             return Err(DomainError::bad_input(
                 "collegeIds",
@@ -523,7 +545,9 @@ impl Investigation {
             return Err(DomainError::NotFound);
         }
         if signing.is_empty() {
-            return Err(DomainError::conflict("your college has already signed this response"));
+            return Err(DomainError::conflict(
+                "your college has already signed this response",
+            ));
         }
         let (mut changes, late) = self.sign(&signing, now);
         let mut all = vec![Change::ResponseCosigned {
@@ -547,13 +571,21 @@ impl Investigation {
     ) -> Result<Vec<Change>, DomainError> {
         let reason = check_reason(reason)?;
         if !self.municipalities().contains(&college) {
-            return Err(DomainError::bad_input("collegeId", "this college is not concerned"));
+            return Err(DomainError::bad_input(
+                "collegeId",
+                "this college is not concerned",
+            ));
         }
         if !relation.college_of.contains(&college) {
-            return Err(DomainError::forbidden("you are no COLLEGE_CONTACT of this college"));
+            return Err(DomainError::forbidden(
+                "you are no COLLEGE_CONTACT of this college",
+            ));
         }
-        let Some(deadline) = self.deadline_for(DeadlineKind::AdministrativeResponse, college) else {
-            return Err(DomainError::conflict("this college has no rebuttal deadline"));
+        let Some(deadline) = self.deadline_for(DeadlineKind::AdministrativeResponse, college)
+        else {
+            return Err(DomainError::conflict(
+                "this college has no rebuttal deadline",
+            ));
         };
         if deadline.status != DeadlineStatus::Open || now > deadline.due_at {
             return Err(DomainError::conflict(
@@ -596,7 +628,9 @@ impl Investigation {
             return Err(DomainError::NotFound);
         };
         if found.granted.is_some() {
-            return Err(DomainError::conflict("this extension request has been decided"));
+            return Err(DomainError::conflict(
+                "this extension request has been decided",
+            ));
         }
         let deciding: Vec<CommissionId> = relation
             .chaired_commissions
@@ -648,7 +682,11 @@ impl Investigation {
             return Vec::new();
         }
         let mut changes = Vec::new();
-        for deadline in self.deadlines.iter().filter(|d| d.status == DeadlineStatus::Open) {
+        for deadline in self
+            .deadlines
+            .iter()
+            .filter(|d| d.status == DeadlineStatus::Open)
+        {
             if now > deadline.due_at {
                 changes.push(Change::DeadlineClosed {
                     deadline: deadline.id,

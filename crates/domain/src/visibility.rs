@@ -5,6 +5,7 @@ use crate::ids::{CommissionId, MunicipalityId, UserId, VersionId};
 use crate::investigation::{DocumentState, Investigation, ResponseState};
 use crate::permission::{Capacity, Relation};
 use crate::phase::DocumentKind;
+use crate::rebuttal::{DeadlineKind, DeadlineState};
 use crate::role::{Actor, Role};
 use std::collections::BTreeSet;
 
@@ -139,6 +140,23 @@ impl View {
     /// Deadlines and extension requests of one college (by municipality).
     pub fn sees_college_round(&self, college: MunicipalityId) -> bool {
         self.everything || self.relation.college_of.contains(&college)
+    }
+
+    /// A deadline: the team; a college contact those of its own college; a civil-service
+    /// contact the factual-check deadline of its own municipality.
+    pub fn sees_deadline(&self, deadline: &DeadlineState) -> bool {
+        self.everything
+            || match deadline.kind {
+                DeadlineKind::AdministrativeResponse => {
+                    self.relation.college_of.contains(&deadline.municipality)
+                }
+                DeadlineKind::FactualCheck => {
+                    self.relation
+                        .civil_service_of
+                        .contains(&deadline.municipality)
+                        || self.relation.college_of.contains(&deadline.municipality)
+                }
+            }
     }
 
     /// A response: the team, the contacts of a college it lists, and (once published) anyone

@@ -6,7 +6,21 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use rkflow_api::Limits;
 use rkflow_api::auth::AuthConfig;
+use rkflow_domain::deadline::Calendar;
 use std::net::SocketAddr;
+
+/// Parses a comma-separated list; an invalid item stops the server naming the setting.
+fn parse_list<T>(
+    text: &str,
+    setting: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> anyhow::Result<Vec<T>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| parse(item).ok_or_else(|| anyhow::anyhow!("{setting}: `{item}` is not valid")))
+        .collect()
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -130,6 +144,15 @@ pub struct ServeArgs {
     /// Highest complexity an operation may have.
     #[arg(long, env = "RKFLOW_MAX_QUERY_COMPLEXITY", default_value_t = 5_000)]
     pub max_query_complexity: usize,
+    /// Seconds between the deadline scheduler's passes.
+    #[arg(long, env = "RKFLOW_SCHEDULER_INTERVAL_SECONDS", default_value_t = 30)]
+    pub scheduler_interval_seconds: u64,
+    /// Reminders before a deadline, in days, comma-separated.
+    #[arg(long, env = "RKFLOW_REMINDER_DAYS", default_value = "7,1")]
+    pub reminder_days: String,
+    /// Extra days equated to holidays for deadlines (YYYY-MM-DD, comma-separated).
+    #[arg(long, env = "RKFLOW_EXTRA_HOLIDAYS", default_value = "")]
+    pub extra_holidays: String,
 }
 
 /// The validated settings of a server.
@@ -143,6 +166,12 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     pub auth: AuthConfig,
     pub limits: Limits,
+    /// Time between scheduler passes.
+    pub scheduler_interval: std::time::Duration,
+    /// How long before a deadline reminders go out.
+    pub reminder_offsets: Vec<chrono::Duration>,
+    /// Rest days for deadlines beyond the statutory holidays.
+    pub calendar: Calendar,
 }
 
 impl ServerConfig {
@@ -157,6 +186,9 @@ impl ServerConfig {
             trust_forwarded_for: true,
             auth: AuthConfig::default(),
             limits: Limits::default(),
+            scheduler_interval: std::time::Duration::from_secs(30),
+            reminder_offsets: vec![chrono::Duration::days(7), chrono::Duration::days(1)],
+            calendar: Calendar::default(),
         }
     }
 }
@@ -202,7 +234,24 @@ impl TryFrom<ServeArgs> for ServerConfig {
         if !(100..=1_000_000).contains(&args.max_query_complexity) {
             bail!("RKFLOW_MAX_QUERY_COMPLEXITY must be between 100 and 1000000");
         }
+        if args.scheduler_interval_seconds < 1 {
+            bail!("RKFLOW_SCHEDULER_INTERVAL_SECONDS must be at least 1");
+        }
+        let reminder_offsets = parse_list(&args.reminder_days, "RKFLOW_REMINDER_DAYS", |text| {
+            text.parse::<u32>()
+                .ok()
+                .filter(|days| (1..=365).contains(days))
+                .map(|days| chrono::Duration::days(i64::from(days)))
+        })?;
+        let extra_holidays = parse_list(&args.extra_holidays, "RKFLOW_EXTRA_HOLIDAYS", |text| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+        })?;
         Ok(ServerConfig {
+            scheduler_interval: std::time::Duration::from_secs(args.scheduler_interval_seconds),
+            reminder_offsets,
+            calendar: Calendar {
+                extra_holidays: extra_holidays.into_iter().collect(),
+            },
             listen,
             database_url: args.database.database_url,
             demo: args.demo,

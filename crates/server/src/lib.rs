@@ -79,7 +79,8 @@ pub fn redact(url: &str) -> String {
 /// Migrates, seeds the demo when asked, binds and serves until `shutdown` (or a signal when
 /// `with_signals`).
 pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<RunningServer> {
-    let db = open_database(&config.database_url).await?;
+    let mut db = open_database(&config.database_url).await?;
+    db.calendar = config.calendar.clone();
     let clock = match config.manual_clock {
         Some(start) => Clock::manual(start),
         None => Clock::System,
@@ -92,6 +93,7 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
         auth: config.auth.clone(),
         passwords,
         events: EventBus::new(),
+        reminder_offsets: config.reminder_offsets.clone(),
     };
     let demo_logins = if config.demo {
         demo::seed(&api).await.context("seeding the demo failed")?
@@ -111,6 +113,7 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let scheduler = spawn_scheduler(state.api.clone(), config.scheduler_interval);
     let app = http::router(state.clone())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .into_make_service_with_connect_info::<SocketAddr>();
@@ -132,6 +135,7 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
         {
             tracing::error!(error = %err, "server error");
         }
+        scheduler.abort();
         db.close().await;
     });
     Ok(RunningServer {
@@ -140,6 +144,23 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
         demo_logins,
         shutdown: Some(shutdown_tx),
         join,
+    })
+}
+
+/// The deadline scheduler: a pass every `interval`, also right after start.
+fn spawn_scheduler(api: ApiState, interval: std::time::Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(err) = rkflow_api::scheduler::run_tick(&api).await {
+                tracing::warn!(
+                    code = err.code.as_str(),
+                    "scheduler pass failed; retrying later"
+                );
+            }
+        }
     })
 }
 

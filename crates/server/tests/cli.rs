@@ -16,7 +16,10 @@ const ADMIN_PASSWORD: &str = "a long admin passphrase 2019";
 /// Runs the binary with a clean environment for its own variables.
 fn rkflow(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(BIN);
-    command.args(args).stdin(Stdio::null()).env("RKFLOW_LOG", "warn");
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .env("RKFLOW_LOG", "warn");
     for (name, _) in std::env::vars() {
         if name.starts_with("RKFLOW_") && name != "RKFLOW_LOG" {
             command.env_remove(name);
@@ -59,7 +62,17 @@ fn assert_failure(output: &Output, what: &str) {
 #[test]
 fn help_of_every_command() {
     let commands: &[(&[&str], &[&str])] = &[
-        (&[], &["serve", "migrate", "schema", "admin", "audit", "permissions"]),
+        (
+            &[],
+            &[
+                "serve",
+                "migrate",
+                "schema",
+                "admin",
+                "audit",
+                "permissions",
+            ],
+        ),
         (
             &["serve"],
             &[
@@ -76,7 +89,12 @@ fn help_of_every_command() {
         (&["admin"], &["create"]),
         (
             &["admin", "create"],
-            &["--email", "--name", "--database-url", "RKFLOW_ADMIN_PASSWORD"],
+            &[
+                "--email",
+                "--name",
+                "--database-url",
+                "RKFLOW_ADMIN_PASSWORD",
+            ],
         ),
         (&["audit"], &["verify"]),
         (&["audit", "verify"], &["--database-url"]),
@@ -121,7 +139,12 @@ fn schema_output_equals_the_committed_file() {
         printed == committed,
         "graphql/schema.graphql differs from `rkflow schema`; regenerate it with `cargo run -- schema > graphql/schema.graphql`"
     );
-    for needed in ["type Query", "type Mutation", "type Subscription", "advanceClock"] {
+    for needed in [
+        "type Query",
+        "type Mutation",
+        "type Subscription",
+        "advanceClock",
+    ] {
         assert!(printed.contains(needed), "the schema lacks {needed}");
     }
 }
@@ -132,7 +155,12 @@ fn permissions_prints_the_table() {
     assert_success(&output, "rkflow permissions");
     let text = stdout(&output);
     assert!(text.starts_with("action | who | phases"), "{text}");
-    for needed in ["approvePhase", "ParticipatingChair", "PROPOSAL", "submitDocumentVersion"] {
+    for needed in [
+        "approvePhase",
+        "ParticipatingChair",
+        "PROPOSAL",
+        "submitDocumentVersion",
+    ] {
         assert!(text.contains(needed), "the table lacks {needed}: {text}");
     }
 }
@@ -211,7 +239,9 @@ async fn migrate_create_admin_and_verify(url: &str) {
     assert_eq!(admin.name, "Ada Beheerder");
     assert!(!admin.disabled);
     assert!(
-        admin.password_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        admin
+            .password_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{}",
         admin.password_hash
     );
@@ -224,7 +254,9 @@ async fn migrate_create_admin_and_verify(url: &str) {
         .map_err(|e| e.message)
         .expect("verify");
     assert!(matches && !rehash);
-    let grants = accounts::grants_of(&db.conn, admin.id).await.expect("grants");
+    let grants = accounts::grants_of(&db.conn, admin.id)
+        .await
+        .expect("grants");
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0].grant.role, rkflow_domain::Role::Admin);
     assert_eq!(grants[0].grant.scope, rkflow_domain::Scope::Global);
@@ -318,5 +350,8 @@ fn database_errors_are_clear_and_hide_the_password() {
     assert_failure(&output, "migrate against a closed port");
     let message = stderr(&output);
     assert!(message.contains("cannot open the database"), "{message}");
-    assert!(!message.contains("s3cret-pw"), "the password leaked: {message}");
+    assert!(
+        !message.contains("s3cret-pw"),
+        "the password leaked: {message}"
+    );
 }

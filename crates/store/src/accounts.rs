@@ -380,7 +380,6 @@ pub async fn create_session(
 /// the limits. `None` when throttled. A reservation that turns out a success is removed with
 /// [`release_login_attempt`]; a failed one stays as the failed attempt
 /// ([`record_failed_login`] with `Some(reservation)`).
-#[allow(clippy::too_many_arguments)]
 pub async fn reserve_login_attempt(
     db: &Db,
     origin: &Origin,
@@ -419,7 +418,10 @@ pub async fn reserve_login_attempt(
 
 /// Removes the reservation of an attempt that succeeded (its success is recorded with the
 /// session).
-pub async fn release_login_attempt<C: ConnectionTrait>(db: &C, reservation: i64) -> StoreResult<()> {
+pub async fn release_login_attempt<C: ConnectionTrait>(
+    db: &C,
+    reservation: i64,
+) -> StoreResult<()> {
     login_attempt::Entity::delete_by_id(reservation)
         .exec(db)
         .await?;

@@ -12,14 +12,14 @@ use crate::entity::{
 use crate::error::{StoreError, StoreResult};
 use crate::organisation;
 use chrono::{DateTime, Utc};
+use rkflow_domain::deadline::Calendar;
 use rkflow_domain::investigation::{
-    ApprovalState, DocumentState, Frozen, FreezePurpose, Participant, Proposal, RebuttalTerms,
+    ApprovalState, DocumentState, FreezePurpose, Frozen, Participant, Proposal, RebuttalTerms,
     RecommendationState, ResponseState, VersionInfo,
 };
 use rkflow_domain::rebuttal::{
     CollegePosition, DeadlineKind, DeadlineState, DeadlineStatus, ExtensionState, TermPolicy,
 };
-use rkflow_domain::deadline::Calendar;
 use rkflow_domain::visibility::ListingFilter;
 use rkflow_domain::{
     Actor, Change, Command, DocumentKind, DomainError, Investigation, InvestigationId, Phase,
@@ -225,9 +225,7 @@ async fn fetch_round<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<Ro
                 .all(db)
                 .await?,
             response_position::Entity::find()
-                .filter(
-                    response_position::Column::ResponseId.is_in(responses.iter().map(|r| r.id)),
-                )
+                .filter(response_position::Column::ResponseId.is_in(responses.iter().map(|r| r.id)))
                 .all(db)
                 .await?,
         )
@@ -321,8 +319,9 @@ async fn assemble<C: ConnectionTrait>(
         for d in &deadline_rows {
             domain_deadlines.push(DeadlineState {
                 id: d.id.into(),
-                kind: DeadlineKind::parse(&d.kind)
-                    .ok_or_else(|| StoreError::corrupt(format!("unknown deadline kind {}", d.kind)))?,
+                kind: DeadlineKind::parse(&d.kind).ok_or_else(|| {
+                    StoreError::corrupt(format!("unknown deadline kind {}", d.kind))
+                })?,
                 municipality: d.municipality_id.into(),
                 due_at: d.due_at,
                 status: DeadlineStatus::parse(&d.status).ok_or_else(|| {
@@ -461,7 +460,11 @@ async fn assemble<C: ConnectionTrait>(
             frozen: domain_frozen,
             responses: domain_responses,
             published: row.published_at.is_some(),
-            suspended_since: if row.suspended { row.suspended_at } else { None },
+            suspended_since: if row.suspended {
+                row.suspended_at
+            } else {
+                None
+            },
             deadlines: domain_deadlines,
             extensions: domain_extensions,
             policies: participants
@@ -1257,4 +1260,66 @@ pub async fn record_read(
     .await?;
     txn.commit().await?;
     Ok(())
+}
+
+/// The investigation a response belongs to.
+pub async fn investigation_of_response(db: &Db, response_id: Uuid) -> StoreResult<Option<Uuid>> {
+    Ok(response::Entity::find_by_id(response_id)
+        .one(&db.conn)
+        .await?
+        .map(|r| r.investigation_id))
+}
+
+/// The investigation an extension request belongs to.
+pub async fn investigation_of_extension(db: &Db, request_id: Uuid) -> StoreResult<Option<Uuid>> {
+    Ok(extension_request::Entity::find_by_id(request_id)
+        .one(&db.conn)
+        .await?
+        .map(|e| e.investigation_id))
+}
+
+/// The scheduler's pass: for every investigation with an open deadline that has passed or
+/// whose reminder is due, one transaction that locks the investigation, asks the domain's
+/// `tick`, and writes its changes with their audit events. Safe to run in several processes
+/// at once: the row lock serialises them and each re-reads what the other wrote, so every
+/// MISSED marking and reminder happens once.
+pub async fn tick(
+    db: &Db,
+    now: DateTime<Utc>,
+    reminder_offsets: &[chrono::Duration],
+) -> StoreResult<Written> {
+    let horizon = now
+        + reminder_offsets
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or_else(chrono::Duration::zero);
+    let candidates: Vec<Uuid> = deadline::Entity::find()
+        .select_only()
+        .column(deadline::Column::InvestigationId)
+        .filter(deadline::Column::Status.eq(DeadlineStatus::Open.as_str()))
+        .filter(deadline::Column::DueAt.lte(horizon))
+        .distinct()
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    let system = Origin {
+        actor: None,
+        client: Some("scheduler".into()),
+    };
+    let mut written = Vec::new();
+    for id in candidates {
+        let txn = db.begin_write().await?;
+        let Some(loaded) = load_for_update(&txn, &db.calendar, id).await? else {
+            continue;
+        };
+        let changes = loaded.domain.tick(now, reminder_offsets);
+        if changes.is_empty() {
+            txn.rollback().await?;
+            continue;
+        }
+        written.extend(write_changes(&txn, &system, now, id, &changes, None).await?);
+        txn.commit().await?;
+    }
+    Ok(written)
 }

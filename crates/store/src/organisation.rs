@@ -200,3 +200,17 @@ async fn with_municipalities<C: ConnectionTrait>(
         })
         .collect())
 }
+
+/// Municipalities by the ids of their colleges (for arguments that name colleges).
+pub async fn municipalities_by_college_ids<C: ConnectionTrait>(
+    db: &C,
+    college_ids: &[Uuid],
+) -> StoreResult<Vec<municipality::Model>> {
+    if college_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(municipality::Entity::find()
+        .filter(municipality::Column::CollegeId.is_in(college_ids.iter().copied()))
+        .all(db)
+        .await?)
+}
