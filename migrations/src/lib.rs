@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_organisation;
 mod m20261129_000002_lifecycle;
 mod m20261129_000003_rebuttal;
+mod m20261129_000004_follow_up;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_organisation::Migration),
             Box::new(m20261129_000002_lifecycle::Migration),
             Box::new(m20261129_000003_rebuttal::Migration),
+            Box::new(m20261129_000004_follow_up::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@
 mod accounts;
 mod audit;
 mod documents;
+mod follow_up;
 mod lifecycle;
 mod permissions;
 mod rebuttal;

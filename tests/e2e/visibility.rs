@@ -558,7 +558,8 @@ async fn investigations_are_paged_with_stable_cursors_and_filtered_by_phase() {
 
         // The phase filter, for the team and for a college that sees only part of it.
         for id in &created[..2] {
-            flow.complete_gate(id, Phase::Proposal).await;
+            flow.submit_ok("member_h", id, DocumentKind::Proposal, "# Voorstel")
+                .await;
             let advanced = flow.approve("chair_h", id).await;
             assert_eq!(advanced.data()["approvePhase"]["phase"], "RESEARCH");
         }

@@ -5,7 +5,7 @@ use crate::auth::{AuthConfig, Passwords, Session};
 use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use async_graphql::Context;
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use rkflow_domain::Actor;
 use rkflow_domain::role::StoredGrant;
 use rkflow_store::entity::{audit_event, municipality, user};
@@ -179,20 +179,34 @@ batch_loader!(
 /// The per-request loaders; the server inserts them into each request's data.
 pub struct Loaders {
     pub investigations: DataLoader<InvestigationLoader>,
-    pub users: DataLoader<UserLoader>,
-    pub commissions: DataLoader<CommissionLoader>,
-    pub municipalities: DataLoader<MunicipalityLoader>,
+    pub users: DataLoader<UserLoader, HashMapCache>,
+    pub commissions: DataLoader<CommissionLoader, HashMapCache>,
+    pub municipalities: DataLoader<MunicipalityLoader, HashMapCache>,
     pub markdown: DataLoader<MarkdownLoader>,
     pub grants: DataLoader<GrantLoader>,
 }
 
 impl Loaders {
+    /// Users, commissions and municipalities are cached for the request, so that a list can
+    /// load them once for all its nodes up front (see `query::prime_loaders`).
     pub fn new(db: &Db) -> Loaders {
         Loaders {
             investigations: DataLoader::new(InvestigationLoader(db.clone()), tokio::spawn),
-            users: DataLoader::new(UserLoader(db.clone()), tokio::spawn),
-            commissions: DataLoader::new(CommissionLoader(db.clone()), tokio::spawn),
-            municipalities: DataLoader::new(MunicipalityLoader(db.clone()), tokio::spawn),
+            users: DataLoader::with_cache(
+                UserLoader(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            commissions: DataLoader::with_cache(
+                CommissionLoader(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            municipalities: DataLoader::with_cache(
+                MunicipalityLoader(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
             markdown: DataLoader::new(MarkdownLoader(db.clone()), tokio::spawn),
             grants: DataLoader::new(GrantLoader(db.clone()), tokio::spawn),
         }

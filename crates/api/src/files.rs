@@ -64,3 +64,51 @@ pub async fn version_download(
         file_name,
     })
 }
+
+/// A bundle as one ZIP: `manifest.json` and every version's exact bytes, named by position,
+/// kind and version number as the manifest says. Public: a submission exists only once the
+/// bundle has been published.
+pub struct BundleDownload {
+    pub bytes: Vec<u8>,
+    pub file_name: String,
+    pub manifest_sha256: String,
+}
+
+pub async fn bundle_download(state: &ApiState, submission_id: Uuid) -> ApiResult<BundleDownload> {
+    use std::io::Write;
+    let db = &state.db;
+    let submission = investigations::find_submission(db, submission_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let loaded = investigations::load(db, submission.investigation_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let (_, versions) = loaded
+        .submissions
+        .iter()
+        .find(|(s, _)| s.id == submission_id)
+        .ok_or_else(ApiError::not_found)?;
+    let entries: Vec<rkflow_domain::submission::ManifestEntry> =
+        serde_json::from_str(&submission.manifest)
+            .map_err(|err| ApiError::internal(&format!("stored manifest unreadable: {err}")))?;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let zip_error = |err: &dyn std::fmt::Display| ApiError::internal(err);
+    zip.start_file("manifest.json", options)
+        .map_err(|e| zip_error(&e))?;
+    zip.write_all(submission.manifest.as_bytes())
+        .map_err(|e| zip_error(&e))?;
+    for (entry, version) in entries.iter().zip(versions) {
+        let bytes = investigations::version_body(&db.conn, *version).await?;
+        zip.start_file(entry.file.as_str(), options)
+            .map_err(|e| zip_error(&e))?;
+        zip.write_all(&bytes).map_err(|e| zip_error(&e))?;
+    }
+    let bytes = zip.finish().map_err(|e| zip_error(&e))?.into_inner();
+    Ok(BundleDownload {
+        bytes,
+        file_name: format!("rkflow-bundle-{}.zip", submission.id),
+        manifest_sha256: submission.manifest_sha256,
+    })
+}

@@ -5,7 +5,7 @@ use crate::auth::{self, check_password_rules};
 use crate::context::{request, session, state};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::types::{
-    CollegePosition, CommissionObject, Date, DocumentKind, ExtensionRequestObject,
+    CollegePosition, CommissionObject, CouncilDecision, Date, DocumentKind, ExtensionRequestObject,
     InvestigationObject, LoginPayload, MunicipalityObject, RecommendationAddressee,
     RecommendationObject, ResponseMode, ResponseObject, Role, RoleGrantObject, UserObject,
     VersionObject, parse_input_id,
@@ -179,6 +179,20 @@ async fn fresh_response(
         state: state.clone(),
         version: version.clone(),
     })
+}
+
+/// A recommendation as stored after a command, as the caller sees it.
+async fn fresh_recommendation(
+    ctx: &Context<'_>,
+    investigation: Uuid,
+    recommendation: Uuid,
+) -> ApiResult<RecommendationObject> {
+    fresh(ctx, investigation)
+        .await?
+        .recommendation_objects()
+        .into_iter()
+        .find(|r| r.model.id == recommendation)
+        .ok_or_else(ApiError::not_found)
 }
 
 /// The extension request as stored after a command.
@@ -585,18 +599,7 @@ impl MutationRoot {
             None,
         )
         .await?;
-        let found = fresh(ctx, id).await?;
-        found
-            .loaded
-            .recommendations
-            .iter()
-            .find(|r| r.id == recommendation.0)
-            .cloned()
-            .map(|model| RecommendationObject {
-                model,
-                positions: Vec::new(),
-            })
-            .ok_or_else(|| ApiError::internal(&"the new recommendation is missing"))
+        fresh_recommendation(ctx, id, recommendation.0).await
     }
 
     /// The rebuttal mode and, optionally, its due date (else the policy term applies).
@@ -748,6 +751,60 @@ impl MutationRoot {
         };
         run(ctx, id, command, None).await?;
         fresh_extension(ctx, id, request).await
+    }
+
+    /// A GRIFFIER records their council's decision on a recommendation; a later record
+    /// replaces the earlier one as current (both are kept).
+    async fn record_council_decision(
+        &self,
+        ctx: &Context<'_>,
+        recommendation_id: ID,
+        council_id: ID,
+        decision: CouncilDecision,
+        note: Option<String>,
+    ) -> ApiResult<RecommendationObject> {
+        session(ctx)?;
+        let recommendation = parse_input_id("recommendationId", &recommendation_id)?;
+        let council = parse_input_id("councilId", &council_id)?;
+        let id = investigations::investigation_of_recommendation(&state(ctx).db, recommendation)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let municipality = organisation::municipality_of_body(&state(ctx).db.conn, council)
+            .await?
+            .filter(|m| m.council_id == council)
+            .ok_or_else(|| ApiError::bad_input("councilId", "unknown council"))?;
+        let command = Command::RecordCouncilDecision {
+            recommendation: RecommendationId(recommendation),
+            municipality: municipality.id.into(),
+            decision: decision.into(),
+            note,
+        };
+        run(ctx, id, command, None).await?;
+        fresh_recommendation(ctx, id, recommendation).await
+    }
+
+    /// A COLLEGE_CONTACT reports on the implementation of a recommendation in their
+    /// municipality (append-only).
+    async fn add_implementation_update(
+        &self,
+        ctx: &Context<'_>,
+        recommendation_id: ID,
+        municipality_id: ID,
+        text: String,
+    ) -> ApiResult<RecommendationObject> {
+        session(ctx)?;
+        let recommendation = parse_input_id("recommendationId", &recommendation_id)?;
+        let municipality = parse_input_id("municipalityId", &municipality_id)?;
+        let id = investigations::investigation_of_recommendation(&state(ctx).db, recommendation)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let command = Command::AddImplementationUpdate {
+            recommendation: RecommendationId(recommendation),
+            municipality: municipality.into(),
+            text,
+        };
+        run(ctx, id, command, None).await?;
+        fresh_recommendation(ctx, id, recommendation).await
     }
 
     async fn suspend_investigation(

@@ -4,14 +4,18 @@ use crate::context::{load_failed, loaders, request, session, state};
 use crate::error::{ApiError, ApiResult};
 use crate::types::{
     AuditEventConnection, AuditEventEdge, AuditEventObject, AuditVerification, CommissionObject,
-    InvestigationConnection, InvestigationEdge, InvestigationObject, MunicipalityObject, PageInfo,
-    Phase, UserObject, parse_id,
+    CouncilDecision, InvestigationConnection, InvestigationEdge, InvestigationObject,
+    MunicipalityObject, PageInfo, Phase, RecommendationAddressee, RegisterConnection, RegisterEdge,
+    RegisterEntryObject, UserObject, parse_id, parse_input_id,
 };
 use async_graphql::{Context, ID, Object};
 use base64::Engine;
 use rkflow_domain::visibility::{ListingFilter, listing_filter};
 use rkflow_domain::{Action, Actor};
+use rkflow_store::investigations::Loaded;
+use rkflow_store::investigations::RegisterFilter;
 use rkflow_store::{audit, investigations, organisation};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -53,6 +57,42 @@ pub async fn visible_investigation(ctx: &Context<'_>, id: Uuid) -> ApiResult<Inv
     InvestigationObject::for_actor(loaded, &request(ctx).actor()).ok_or_else(ApiError::not_found)
 }
 
+/// Loads the users, commissions and municipalities a page of investigations refers to, one
+/// batch each, into the request's loader caches. The nested fields of the nodes are then
+/// answered from the caches, so a page costs the same statements however long it is and
+/// however the executor interleaves its fields (a batch that fires while later nodes are
+/// still being resolved would otherwise be followed by another).
+async fn prime_loaders<'a>(
+    ctx: &Context<'_>,
+    nodes: impl Iterator<Item = &'a Arc<Loaded>>,
+) -> ApiResult<()> {
+    let mut users = BTreeSet::new();
+    let mut commissions = BTreeSet::new();
+    for loaded in nodes {
+        users.extend(loaded.versions.iter().map(|v| v.author_id));
+        users.extend(loaded.approvals.iter().map(|a| a.approved_by));
+        users.extend(loaded.rapporteurs.iter().map(|r| r.user_id));
+        commissions.extend(loaded.commission_ids.iter().copied());
+    }
+    let loaders = loaders(ctx);
+    let (users, commissions) = futures::join!(
+        loaders.users.load_many(users),
+        loaders.commissions.load_many(commissions)
+    );
+    users.map_err(load_failed)?;
+    let municipalities: BTreeSet<Uuid> = commissions
+        .map_err(load_failed)?
+        .values()
+        .flat_map(|c| c.municipalities.iter().copied())
+        .collect();
+    loaders
+        .municipalities
+        .load_many(municipalities)
+        .await
+        .map_err(load_failed)?;
+    Ok(())
+}
+
 async fn investigation_page(
     ctx: &Context<'_>,
     filter: &ListingFilter,
@@ -82,6 +122,7 @@ async fn investigation_page(
         .load_many(page.ids.iter().copied())
         .await
         .map_err(load_failed)?;
+    prime_loaders(ctx, found.values()).await?;
     let edges: Vec<InvestigationEdge> = page
         .ids
         .iter()
@@ -173,6 +214,93 @@ impl QueryRoot {
             ..ListingFilter::default()
         };
         investigation_page(ctx, &filter, &Actor::anonymous(), first, after, None).await
+    }
+
+    /// The recommendations register ("aanbevelingenmonitor"): every recommendation of the
+    /// submitted investigations the caller may read recommendations of, once per concerned
+    /// municipality with that council's current decision, the college's position and the
+    /// implementation reports; newest first. Filters: addressee, current decision,
+    /// municipality.
+    async fn recommendation_register(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        addressee: Option<RecommendationAddressee>,
+        decision: Option<CouncilDecision>,
+        municipality_id: Option<ID>,
+    ) -> ApiResult<RegisterConnection> {
+        session(ctx)?;
+        let actor = request(ctx).actor();
+        let first = page_size(first)?;
+        let after = match after {
+            Some(cursor) => {
+                let text = decode_cursor("after", &cursor)?;
+                let parsed = text
+                    .split_once(':')
+                    .and_then(|(r, m)| Some((Uuid::parse_str(r).ok()?, Uuid::parse_str(m).ok()?)));
+                Some(parsed.ok_or_else(|| {
+                    ApiError::bad_input("after", "not a cursor this server issued")
+                })?)
+            }
+            None => None,
+        };
+        let municipality = match &municipality_id {
+            Some(id) => Some(parse_input_id("municipalityId", id)?),
+            None => None,
+        };
+        // Recommendations are not public: only the roles that read them count, not the
+        // public's view of published bundles.
+        let listing = ListingFilter {
+            published: false,
+            ..listing_filter(&actor)
+        };
+        let filter = RegisterFilter {
+            addressee: addressee.map(Into::into),
+            decision: decision.map(Into::into),
+            municipality,
+        };
+        let page =
+            investigations::register(&state(ctx).db, &listing, &filter, after, first).await?;
+        let ids: Vec<Uuid> = page.keys.iter().map(|k| k.investigation).collect();
+        let found = loaders(ctx)
+            .investigations
+            .load_many(ids.iter().copied())
+            .await
+            .map_err(load_failed)?;
+        let mut edges = Vec::with_capacity(page.keys.len());
+        for key in &page.keys {
+            let Some(investigation) = found
+                .get(&key.investigation)
+                .cloned()
+                .and_then(|loaded| InvestigationObject::for_actor(loaded, &actor))
+            else {
+                continue;
+            };
+            let Some(recommendation) = investigation
+                .recommendation_objects()
+                .into_iter()
+                .find(|r| r.model.id == key.recommendation)
+            else {
+                continue;
+            };
+            edges.push(RegisterEdge {
+                cursor: encode_cursor(&format!("{}:{}", key.recommendation, key.municipality)),
+                node: RegisterEntryObject {
+                    investigation,
+                    recommendation,
+                    municipality: key.municipality,
+                },
+            });
+        }
+        Ok(RegisterConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            total_count: i32::try_from(page.total).unwrap_or(i32::MAX),
+        })
     }
 
     /// The audit events of one investigation, oldest first (its team only).

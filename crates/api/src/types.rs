@@ -11,8 +11,8 @@ use rkflow_domain::role::StoredGrant;
 use rkflow_domain::visibility::View;
 use rkflow_domain::{Actor, Scope};
 use rkflow_store::entity::{
-    approval, audit_event, deadline, document, document_version, extension_request, municipality,
-    recommendation, user,
+    approval, audit_event, council_decision, council_submission, deadline, document,
+    document_version, extension_request, implementation_update, municipality, recommendation, user,
 };
 use rkflow_store::investigations::Loaded;
 use rkflow_store::organisation::CommissionWithMunicipalities;
@@ -108,6 +108,16 @@ pub enum CollegePosition {
     Partly,
     Disagrees,
     NoPosition,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "rkflow_domain::submission::CouncilDecision")]
+pub enum CouncilDecision {
+    Adopted,
+    Amended,
+    Rejected,
+    Noted,
+    NotTreated,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -354,6 +364,52 @@ impl InvestigationObject {
         })
     }
 
+    /// The recommendations with positions, council decisions and updates, as the caller may
+    /// see them (empty when they may not see recommendations at all).
+    pub fn recommendation_objects(&self) -> Vec<RecommendationObject> {
+        if !self.view.sees_recommendations(&self.loaded.domain) {
+            return Vec::new();
+        }
+        // Each college's position, from its counted response (as far as the caller sees it).
+        let domain = &self.loaded.domain;
+        let mut positions: Vec<(Uuid, Uuid, rkflow_domain::rebuttal::CollegePosition)> = Vec::new();
+        for (college, response) in domain.counted_by_college() {
+            if !self.view.sees_response(domain, response) {
+                continue;
+            }
+            for (recommendation, position) in &response.positions {
+                positions.push((recommendation.0, college.0, *position));
+            }
+        }
+        self.loaded
+            .recommendations
+            .iter()
+            .cloned()
+            .map(|model| RecommendationObject {
+                positions: positions
+                    .iter()
+                    .filter(|(r, _, _)| *r == model.id)
+                    .map(|(_, college, position)| (*college, *position))
+                    .collect(),
+                decisions: self
+                    .loaded
+                    .council_decisions
+                    .iter()
+                    .filter(|d| d.recommendation_id == model.id)
+                    .cloned()
+                    .collect(),
+                updates: self
+                    .loaded
+                    .implementation_updates
+                    .iter()
+                    .filter(|u| u.recommendation_id == model.id)
+                    .cloned()
+                    .collect(),
+                model,
+            })
+            .collect()
+    }
+
     fn document_object(&self, model: &document::Model) -> Option<DocumentObject> {
         let domain = self.loaded.domain_document(model.id)?;
         let versions: Vec<document_version::Model> = self
@@ -530,33 +586,21 @@ impl InvestigationObject {
     }
 
     async fn recommendations(&self) -> Vec<RecommendationObject> {
-        if !self.view.sees_recommendations(&self.loaded.domain) {
-            return Vec::new();
-        }
-        // Each college's position, from its counted response (as far as the caller sees it).
-        let domain = &self.loaded.domain;
-        let mut positions: Vec<(Uuid, Uuid, rkflow_domain::rebuttal::CollegePosition)> = Vec::new();
-        for response in domain.counted_responses() {
-            if !self.view.sees_response(domain, response) {
-                continue;
-            }
-            for (recommendation, position) in &response.positions {
-                for college in &response.signed_by {
-                    positions.push((recommendation.0, college.0, *position));
-                }
-            }
-        }
+        self.recommendation_objects()
+    }
+
+    /// One per concerned council once the bundle is submitted, all at the same instant.
+    async fn submissions(&self) -> Vec<CouncilSubmissionObject> {
         self.loaded
-            .recommendations
+            .submissions
             .iter()
-            .cloned()
-            .map(|model| RecommendationObject {
-                positions: positions
+            .map(|(submission, versions)| CouncilSubmissionObject {
+                submission: submission.clone(),
+                versions: versions
                     .iter()
-                    .filter(|(r, _, _)| *r == model.id)
-                    .map(|(_, college, position)| (*college, *position))
+                    .filter_map(|id| self.loaded.versions.iter().find(|v| v.id == *id))
+                    .cloned()
                     .collect(),
-                model,
             })
             .collect()
     }
@@ -756,6 +800,9 @@ pub struct RecommendationObject {
     pub model: recommendation::Model,
     /// (college by municipality, position) from the counted responses the caller sees.
     pub positions: Vec<(Uuid, rkflow_domain::rebuttal::CollegePosition)>,
+    /// Every recorded council decision on it (history).
+    pub decisions: Vec<council_decision::Model>,
+    pub updates: Vec<implementation_update::Model>,
 }
 
 #[Object(name = "Recommendation")]
@@ -778,6 +825,34 @@ impl RecommendationObject {
             .ok_or_else(|| ApiError::internal(&"unknown addressee"))
     }
 
+    /// The current decision of each council (a later record replaces an earlier one).
+    async fn council_decisions(&self) -> Vec<CouncilDecisionRecordObject> {
+        self.decisions
+            .iter()
+            .filter(|d| d.current)
+            .cloned()
+            .map(CouncilDecisionRecordObject)
+            .collect()
+    }
+
+    /// Every decision ever recorded, oldest first.
+    async fn council_decision_history(&self) -> Vec<CouncilDecisionRecordObject> {
+        self.decisions
+            .iter()
+            .cloned()
+            .map(CouncilDecisionRecordObject)
+            .collect()
+    }
+
+    /// The colleges' implementation reports, oldest first (append-only).
+    async fn implementation_updates(&self) -> Vec<ImplementationUpdateObject> {
+        self.updates
+            .iter()
+            .cloned()
+            .map(ImplementationUpdateObject)
+            .collect()
+    }
+
     /// Each college's position, from its counted response.
     async fn positions(&self, ctx: &Context<'_>) -> ApiResult<Vec<RecommendationPositionObject>> {
         let mut list = Vec::new();
@@ -790,6 +865,114 @@ impl RecommendationObject {
             }
         }
         Ok(list)
+    }
+}
+
+pub struct CouncilDecisionRecordObject(pub council_decision::Model);
+
+#[Object(name = "CouncilDecisionRecord")]
+impl CouncilDecisionRecordObject {
+    async fn council(&self, ctx: &Context<'_>) -> ApiResult<CouncilObject> {
+        load_municipality(ctx, self.0.municipality_id)
+            .await?
+            .map(|m| CouncilObject(m.0))
+            .ok_or_else(|| ApiError::internal(&"a decision of a missing council"))
+    }
+
+    async fn decision(&self) -> ApiResult<CouncilDecision> {
+        rkflow_domain::submission::CouncilDecision::parse(&self.0.decision)
+            .map(Into::into)
+            .ok_or_else(|| ApiError::internal(&"unknown council decision"))
+    }
+
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.0.recorded_at
+    }
+
+    /// The griffier who recorded it.
+    async fn recorded_by(&self, ctx: &Context<'_>) -> ApiResult<UserObject> {
+        load_user(ctx, self.0.recorded_by).await
+    }
+
+    /// Whether this is the council's current decision.
+    async fn current(&self) -> bool {
+        self.0.current
+    }
+}
+
+pub struct ImplementationUpdateObject(pub implementation_update::Model);
+
+#[Object(name = "ImplementationUpdate")]
+impl ImplementationUpdateObject {
+    async fn municipality(&self, ctx: &Context<'_>) -> ApiResult<MunicipalityObject> {
+        load_municipality(ctx, self.0.municipality_id)
+            .await?
+            .ok_or_else(|| ApiError::internal(&"an update of a missing municipality"))
+    }
+
+    async fn text(&self) -> &str {
+        &self.0.text
+    }
+
+    async fn author(&self, ctx: &Context<'_>) -> ApiResult<UserObject> {
+        load_user(ctx, self.0.author_id).await
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+}
+
+/// The URL path of a bundle's ZIP.
+pub fn bundle_path(submission: Uuid) -> String {
+    format!("/files/bundles/{submission}")
+}
+
+pub struct CouncilSubmissionObject {
+    pub submission: council_submission::Model,
+    /// The bundle's versions, in bundle order.
+    pub versions: Vec<document_version::Model>,
+}
+
+#[Object(name = "CouncilSubmission")]
+impl CouncilSubmissionObject {
+    async fn id(&self) -> ID {
+        ID(self.submission.id.to_string())
+    }
+
+    async fn council(&self, ctx: &Context<'_>) -> ApiResult<CouncilObject> {
+        load_municipality(ctx, self.submission.municipality_id)
+            .await?
+            .map(|m| CouncilObject(m.0))
+            .ok_or_else(|| ApiError::internal(&"a submission to a missing council"))
+    }
+
+    async fn submitted_at(&self) -> DateTime<Utc> {
+        self.submission.submitted_at
+    }
+
+    /// SHA-256 over the bundle's manifest (the `manifest` text).
+    async fn manifest_sha256(&self) -> &str {
+        &self.submission.manifest_sha256
+    }
+
+    /// The manifest as JSON: every version's kind, title, number, sha256, media type, size
+    /// and file name, in bundle order.
+    async fn manifest(&self) -> &str {
+        &self.submission.manifest
+    }
+
+    async fn documents(&self) -> Vec<VersionObject> {
+        self.versions.iter().cloned().map(VersionObject).collect()
+    }
+
+    /// An HTTP GET of the bundle as one ZIP: public once published.
+    async fn bundle_url(&self) -> String {
+        bundle_path(self.submission.id)
     }
 }
 
@@ -1001,4 +1184,74 @@ pub struct LoginPayload {
     pub token: String,
     pub expires_at: DateTime<Utc>,
     pub user: UserObject,
+}
+
+/// One line of the recommendations register: a recommendation as it stands in one concerned
+/// municipality.
+pub struct RegisterEntryObject {
+    pub investigation: InvestigationObject,
+    pub recommendation: RecommendationObject,
+    pub municipality: Uuid,
+}
+
+#[Object(name = "RecommendationRegisterEntry")]
+impl RegisterEntryObject {
+    async fn recommendation(&self) -> &RecommendationObject {
+        &self.recommendation
+    }
+
+    async fn investigation(&self) -> &InvestigationObject {
+        &self.investigation
+    }
+
+    async fn municipality(&self, ctx: &Context<'_>) -> ApiResult<MunicipalityObject> {
+        load_municipality(ctx, self.municipality)
+            .await?
+            .ok_or_else(|| ApiError::internal(&"a register entry of a missing municipality"))
+    }
+
+    /// The position of this municipality's college, from its counted response.
+    async fn college_position(&self) -> Option<CollegePosition> {
+        self.recommendation
+            .positions
+            .iter()
+            .find(|(college, _)| *college == self.municipality)
+            .map(|(_, position)| (*position).into())
+    }
+
+    /// The current decision of this municipality's council, if it decided.
+    async fn council_decision(&self) -> Option<CouncilDecisionRecordObject> {
+        self.recommendation
+            .decisions
+            .iter()
+            .find(|d| d.current && d.municipality_id == self.municipality)
+            .cloned()
+            .map(CouncilDecisionRecordObject)
+    }
+
+    /// This municipality's implementation reports, oldest first.
+    async fn implementation_updates(&self) -> Vec<ImplementationUpdateObject> {
+        self.recommendation
+            .updates
+            .iter()
+            .filter(|u| u.municipality_id == self.municipality)
+            .cloned()
+            .map(ImplementationUpdateObject)
+            .collect()
+    }
+}
+
+#[derive(async_graphql::SimpleObject)]
+#[graphql(name = "RecommendationRegisterEdge")]
+pub struct RegisterEdge {
+    pub cursor: String,
+    pub node: RegisterEntryObject,
+}
+
+#[derive(async_graphql::SimpleObject)]
+#[graphql(name = "RecommendationRegisterConnection")]
+pub struct RegisterConnection {
+    pub edges: Vec<RegisterEdge>,
+    pub page_info: PageInfo,
+    pub total_count: i32,
 }

@@ -104,6 +104,11 @@ impl Calendar {
     }
 }
 
+/// The calendar day in Europe/Amsterdam at an instant ("today" for due dates).
+pub fn local_day(now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&Amsterdam).date_naive()
+}
+
 /// 23:59:59 Europe/Amsterdam on `day`, as an instant.
 pub fn due_at_end_of(day: NaiveDate) -> DateTime<Utc> {
     let local = day.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time"));

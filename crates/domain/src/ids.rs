@@ -99,3 +99,7 @@ id_type!(
     /// A college's request to extend its deadline.
     ExtensionId
 );
+id_type!(
+    /// A bundle submitted to one council.
+    SubmissionId
+);

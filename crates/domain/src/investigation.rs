@@ -12,7 +12,7 @@ use crate::deadline::Calendar;
 use crate::error::DomainError;
 use crate::ids::{
     ApprovalId, CommissionId, DeadlineId, DocumentId, ExtensionId, InvestigationId, MunicipalityId,
-    RecommendationId, ResponseId, UserId, VersionId,
+    RecommendationId, ResponseId, SubmissionId, UserId, VersionId,
 };
 use crate::permission::{self, Action, ActionContext, Capacity, Parties, Relation};
 use crate::phase::{DocumentKind, Phase, RecommendationAddressee, ResponseMode};
@@ -21,6 +21,7 @@ use crate::rebuttal::{
     TermPolicy,
 };
 use crate::role::Actor;
+use crate::submission::CouncilDecision;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -56,6 +57,8 @@ pub struct VersionInfo {
     pub id: VersionId,
     pub number: i32,
     pub sha256: String,
+    pub media_type: String,
+    pub size_bytes: i64,
     pub created_at: DateTime<Utc>,
 }
 
@@ -129,6 +132,8 @@ pub enum FreezePurpose {
     RebuttalDraft,
     /// The RESEARCH_REPORT version current when the factual check started.
     FactualCheckBase,
+    /// The versions submitted to the councils (public from then on).
+    Bundle,
 }
 
 impl FreezePurpose {
@@ -137,6 +142,7 @@ impl FreezePurpose {
             FreezePurpose::ApprovedProposal => "APPROVED_PROPOSAL",
             FreezePurpose::RebuttalDraft => "REBUTTAL_DRAFT",
             FreezePurpose::FactualCheckBase => "FACTUAL_CHECK_BASE",
+            FreezePurpose::Bundle => "BUNDLE",
         }
     }
 
@@ -145,6 +151,7 @@ impl FreezePurpose {
             FreezePurpose::ApprovedProposal,
             FreezePurpose::RebuttalDraft,
             FreezePurpose::FactualCheckBase,
+            FreezePurpose::Bundle,
         ]
         .into_iter()
         .find(|purpose| purpose.as_str() == text)
@@ -167,6 +174,7 @@ impl Frozen {
             FreezePurpose::ApprovedProposal => self.approved_proposal = versions.first().copied(),
             FreezePurpose::RebuttalDraft => self.rebuttal_draft.extend(versions.iter().copied()),
             FreezePurpose::FactualCheckBase => self.factual_check_base = versions.first().copied(),
+            FreezePurpose::Bundle => self.bundle.extend(versions.iter().copied()),
         }
     }
 }
@@ -352,6 +360,24 @@ pub enum Change {
         request: ExtensionId,
         granted: bool,
     },
+    /// The bundle went to every concerned council at this instant, which publishes it.
+    Submitted {
+        submissions: Vec<(SubmissionId, MunicipalityId)>,
+        versions: Vec<VersionId>,
+        manifest: String,
+        manifest_sha256: String,
+    },
+    CouncilDecisionRecorded {
+        recommendation: RecommendationId,
+        municipality: MunicipalityId,
+        decision: CouncilDecision,
+        note: Option<String>,
+    },
+    ImplementationUpdated {
+        recommendation: RecommendationId,
+        municipality: MunicipalityId,
+        text: String,
+    },
 }
 
 impl Change {
@@ -387,6 +413,9 @@ impl Change {
             Change::ExtensionRequested { .. } => "extension.requested",
             Change::ExtensionVoted { .. } => "extension.voted",
             Change::ExtensionResolved { .. } => "extension.resolved",
+            Change::Submitted { .. } => "submission.submitted",
+            Change::CouncilDecisionRecorded { .. } => "council_decision.recorded",
+            Change::ImplementationUpdated { .. } => "implementation.updated",
         }
     }
 }
@@ -571,6 +600,17 @@ pub enum Command {
         grant: bool,
         comment: Option<String>,
     },
+    RecordCouncilDecision {
+        recommendation: RecommendationId,
+        municipality: MunicipalityId,
+        decision: CouncilDecision,
+        note: Option<String>,
+    },
+    AddImplementationUpdate {
+        recommendation: RecommendationId,
+        municipality: MunicipalityId,
+        text: String,
+    },
 }
 
 impl Command {
@@ -591,6 +631,8 @@ impl Command {
             Command::CosignResponse { .. } => Action::CosignResponse,
             Command::RequestExtension { .. } => Action::RequestExtension,
             Command::DecideExtension { .. } => Action::DecideExtension,
+            Command::RecordCouncilDecision { .. } => Action::RecordCouncilDecision,
+            Command::AddImplementationUpdate { .. } => Action::AddImplementationUpdate,
         }
     }
 }
@@ -660,18 +702,27 @@ impl Investigation {
         self.document(kind).and_then(DocumentState::latest)
     }
 
+    /// The counted response of each college that has one: the latest response it filed or
+    /// co-signed. A JOINT response that a college has since replaced with a newer one still
+    /// counts for the other colleges that signed it, but no longer for that college.
+    pub fn counted_by_college(&self) -> BTreeMap<MunicipalityId, &ResponseState> {
+        self.municipalities()
+            .into_iter()
+            .filter_map(|college| {
+                self.responses
+                    .iter()
+                    .filter(|r| r.signed_by.contains(&college))
+                    .max_by_key(|r| (r.filed_at, r.id))
+                    .map(|response| (college, response))
+            })
+            .collect()
+    }
+
     /// The responses that count: per college, the latest response it filed or co-signed.
     pub fn counted_responses(&self) -> Vec<&ResponseState> {
         let mut counted: Vec<&ResponseState> = Vec::new();
-        for college in self.municipalities() {
-            let latest = self
-                .responses
-                .iter()
-                .filter(|r| r.signed_by.contains(&college))
-                .max_by_key(|r| (r.filed_at, r.id));
-            if let Some(response) = latest
-                && !counted.iter().any(|r| r.id == response.id)
-            {
+        for response in self.counted_by_college().into_values() {
+            if !counted.iter().any(|r| r.id == response.id) {
                 counted.push(response);
             }
         }
@@ -816,7 +867,9 @@ impl Investigation {
                     let stale = self
                         .counted_responses()
                         .into_iter()
-                        .any(|r| r.filed_at >= epilogue.created_at);
+                        // Same instant (a manual clock stands still): the ids, time-ordered
+                        // UUIDs, tell which came first.
+                        .any(|r| (r.filed_at, r.version.0) >= (epilogue.created_at, epilogue.id.0));
                     if stale {
                         missing
                             .push("an EPILOGUE version newer than every counted response".into());
@@ -936,7 +989,7 @@ impl Investigation {
             }
             Command::SetRebuttalTerms { terms } => {
                 if let Some(due) = terms.due_date
-                    && due < now.date_naive()
+                    && due < crate::deadline::local_day(now)
                 {
                     return Err(DomainError::bad_input(
                         "dueDate",
@@ -966,7 +1019,9 @@ impl Investigation {
                         "the investigation is already suspended",
                     ));
                 }
-                Ok(vec![Change::Suspended { reason }])
+                let mut changes = self.close_overdue(now);
+                changes.push(Change::Suspended { reason });
+                Ok(changes)
             }
             Command::Resume => {
                 if !self.suspended {
@@ -1000,8 +1055,21 @@ impl Investigation {
                 comment,
             } => {
                 let comment = check_optional_line("comment", comment.as_deref())?;
-                self.decide_extension(relation, request, grant, comment)
+                self.decide_extension(relation, request, grant, comment, now)
             }
+            Command::RecordCouncilDecision {
+                recommendation,
+                municipality,
+                decision,
+                note,
+            } => {
+                self.record_council_decision(relation, recommendation, municipality, decision, note)
+            }
+            Command::AddImplementationUpdate {
+                recommendation,
+                municipality,
+                text,
+            } => self.add_implementation_update(relation, recommendation, municipality, text),
         }
     }
 
@@ -1079,6 +1147,7 @@ impl Investigation {
                 changes
             }
             Phase::AdministrativeRebuttal => self.close_rebuttal(now),
+            Phase::CouncilSubmission => self.submit_to_councils(),
             _ => Vec::new(),
         }
     }
@@ -1209,6 +1278,8 @@ impl Investigation {
                 version,
                 number,
                 sha256,
+                size_bytes,
+                media_type,
                 ..
             } => {
                 if let Some(d) = self.documents.iter_mut().find(|d| d.id == *document) {
@@ -1216,6 +1287,8 @@ impl Investigation {
                         id: *version,
                         number: *number,
                         sha256: sha256.clone(),
+                        media_type: media_type.clone(),
+                        size_bytes: *size_bytes,
                         created_at: now,
                     });
                 }
@@ -1281,6 +1354,8 @@ impl Investigation {
             | Change::ExtensionRequested { .. }
             | Change::ExtensionVoted { .. }
             | Change::ExtensionResolved { .. } => self.apply_round(change, now),
+            Change::Submitted { .. } => self.published = true,
+            Change::CouncilDecisionRecorded { .. } | Change::ImplementationUpdated { .. } => {}
         }
     }
 

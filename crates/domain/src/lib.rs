@@ -12,6 +12,8 @@
 //! - [`investigation`]: the investigation value, its commands and their changes.
 //! - [`content`]: document content validation and hashing.
 //! - [`deadline`]: terms, due instants and the Algemene termijnenwet.
+//! - [`rebuttal`]: the factual check and rebuttal round: deadlines, responses, extensions.
+//! - [`submission`]: the bundle, its manifest, council submission and follow-up.
 //! - [`audit`]: the audit chain's canonical encoding and hash.
 
 pub mod audit;
@@ -24,6 +26,7 @@ pub mod permission;
 pub mod phase;
 pub mod rebuttal;
 pub mod role;
+pub mod submission;
 pub mod visibility;
 
 pub use error::DomainError;

@@ -270,7 +270,7 @@ impl Investigation {
             ));
         }
         if let Some(day) = due_date
-            && day <= now.date_naive()
+            && day <= deadline::local_day(now)
         {
             return Err(DomainError::bad_input(
                 "dueDate",
@@ -358,6 +358,20 @@ impl Investigation {
             .collect()
     }
 
+    /// On suspension: the clocks stop, but a deadline that has already passed (and that no
+    /// scheduler pass marked yet) is MISSED now, so that resuming does not revive it.
+    pub(crate) fn close_overdue(&self, now: DateTime<Utc>) -> Vec<Change> {
+        self.deadlines
+            .iter()
+            .filter(|d| d.status == DeadlineStatus::Open && now > d.due_at)
+            .map(|d| Change::DeadlineClosed {
+                deadline: d.id,
+                municipality: d.municipality,
+                status: DeadlineStatus::Missed,
+            })
+            .collect()
+    }
+
     /// On resume: each open deadline moves by the suspended time, then to the rule.
     pub(crate) fn shift_open(&self, now: DateTime<Utc>) -> Vec<Change> {
         let Some(since) = self.suspended_since else {
@@ -414,7 +428,10 @@ impl Investigation {
             })
     }
 
-    /// Signing colleges' deadlines: MET when in time; whether any signature is late.
+    /// Signing colleges' deadlines: MET when in time; whether any signature is late. A
+    /// signature after the due instant is late even when an earlier response met the deadline,
+    /// and an OPEN deadline it comes too late for is MISSED at once (the scheduler may not have
+    /// passed yet).
     fn sign(&self, colleges: &BTreeSet<MunicipalityId>, now: DateTime<Utc>) -> (Vec<Change>, bool) {
         let mut changes = Vec::new();
         let mut late = false;
@@ -427,7 +444,15 @@ impl Investigation {
                         status: DeadlineStatus::Met,
                     });
                 }
-                Some(d) if d.status == DeadlineStatus::Met => {}
+                Some(d) if d.status == DeadlineStatus::Open => {
+                    late = true;
+                    changes.push(Change::DeadlineClosed {
+                        deadline: d.id,
+                        municipality: *college,
+                        status: DeadlineStatus::Missed,
+                    });
+                }
+                Some(d) if d.status == DeadlineStatus::Met && now <= d.due_at => {}
                 _ => late = true,
             }
         }
@@ -623,6 +648,7 @@ impl Investigation {
         request: ExtensionId,
         grant: bool,
         comment: Option<String>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<Change>, DomainError> {
         let Some(found) = self.extensions.iter().find(|e| e.id == request) else {
             return Err(DomainError::NotFound);
@@ -630,6 +656,13 @@ impl Investigation {
         if found.granted.is_some() {
             return Err(DomainError::conflict(
                 "this extension request has been decided",
+            ));
+        }
+        let deadline = self.deadline_for(DeadlineKind::AdministrativeResponse, found.municipality);
+        // A closed deadline (MET, MISSED, WAIVED) never reopens, so it can no longer be moved.
+        if grant && !deadline.is_some_and(|d| d.status == DeadlineStatus::Open && now <= d.due_at) {
+            return Err(DomainError::conflict(
+                "the college's deadline is no longer open: the extension can only be refused",
             ));
         }
         let deciding: Vec<CommissionId> = relation
@@ -661,13 +694,16 @@ impl Investigation {
                 request,
                 granted: !refused,
             });
+            let extended = due_at_end_of(self.calendar.align(found.proposed_due_date));
+            // A suspension may have moved the deadline past the proposed date meanwhile: a
+            // deadline never moves earlier.
             if !refused
-                && let Some(deadline) =
-                    self.deadline_for(DeadlineKind::AdministrativeResponse, found.municipality)
+                && let Some(deadline) = deadline
+                && extended > deadline.due_at
             {
                 changes.push(Change::DeadlineMoved {
                     deadline: deadline.id,
-                    due_at: due_at_end_of(self.calendar.align(found.proposed_due_date)),
+                    due_at: extended,
                     reason: "extension granted".into(),
                 });
             }
@@ -711,6 +747,7 @@ impl Investigation {
                     municipality: deadline.municipality,
                     due_at: deadline.due_at,
                     before_seconds: *nearest,
+                    // Only offsets not sent yet: each (deadline, offset) is stored once.
                     also_covers: due.iter().copied().filter(|s| s != nearest).collect(),
                 });
             }

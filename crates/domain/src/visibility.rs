@@ -112,7 +112,6 @@ impl View {
     pub fn sees_research_questions(&self, investigation: &Investigation) -> bool {
         self.everything
             || (investigation.proposal_gate_passed() && self.relation.is_concerned_municipality())
-            || investigation.published
     }
 
     /// The rebuttal mode and due date: the team, and college contacts once the draft is
@@ -128,13 +127,15 @@ impl View {
         self.everything
     }
 
-    /// Recommendations: the team; college contacts from the rebuttal on (they come with the
-    /// draft under rebuttal); griffiers and council members, and the public, once published.
+    /// Recommendations (the register, with positions, council decisions and implementation
+    /// updates): the team; college contacts from the rebuttal on (they come with the draft under
+    /// rebuttal); every role of a concerned municipality once submitted. The public reads them
+    /// in the bundle's documents.
     pub fn sees_recommendations(&self, investigation: &Investigation) -> bool {
         self.everything
             || (!self.relation.college_of.is_empty()
                 && !investigation.frozen.rebuttal_draft.is_empty())
-            || investigation.published
+            || (investigation.published && self.relation.is_concerned_municipality())
     }
 
     /// Deadlines and extension requests of one college (by municipality).

@@ -1198,9 +1198,12 @@ fn check_step(
     // Who may never act.
     match who {
         Who::Anonymous => prop_assert_eq!(result, &Err(DomainError::Unauthenticated)),
-        Who::Admin | Who::OutsiderChair | Who::OutsiderCollege => {
-            prop_assert!(!before.published);
+        Who::Admin | Who::OutsiderChair | Who::OutsiderCollege if !before.published => {
             prop_assert_eq!(result, &Err(DomainError::NotFound), "{:?}", who);
+        }
+        Who::Admin | Who::OutsiderChair | Who::OutsiderCollege => {
+            // Published: everybody sees it, nobody outside acts on it.
+            prop_assert!(result.is_err(), "{:?}", who);
         }
         Who::College | Who::CivilService | Who::Griffier | Who::CouncilMember
             if !before.proposal_gate_passed() =>
@@ -2199,9 +2202,17 @@ fn a_council_member_sees_the_approved_proposal_and_no_later_drafts() {
     assert!(sees(&world, Who::CivilService, approved));
     world.advance_to(Phase::Epilogue);
     world.ok(Who::Member, write(DocumentKind::Epilogue, "# Nawoord"));
-    world.advance_to(Phase::FollowUp);
+    world.advance_to(Phase::CouncilSubmission);
     for version in every_version(&world.inv) {
         let expected = version == approved;
+        assert_eq!(sees(&world, Who::CouncilMember, version), expected);
+        assert_eq!(sees(&world, Who::Griffier, version), expected);
+    }
+    // From submission on, the bundle too, and still no draft outside it.
+    world.advance_to(Phase::FollowUp);
+    assert!(world.inv.published);
+    for version in every_version(&world.inv) {
+        let expected = version == approved || world.inv.frozen.bundle.contains(&version);
         assert_eq!(sees(&world, Who::CouncilMember, version), expected);
         assert_eq!(sees(&world, Who::Griffier, version), expected);
     }
@@ -2240,8 +2251,6 @@ fn an_admin_sees_nothing() {
         Phase::AdministrativeRebuttal,
         Phase::Epilogue,
         Phase::CouncilSubmission,
-        Phase::FollowUp,
-        Phase::Closed,
     ] {
         world.advance_to(target);
         if let Some(kind) = own_kinds_writable_in(target).first() {
@@ -2276,7 +2285,7 @@ fn an_admin_sees_nothing() {
 #[test]
 fn published_investigations_are_visible_to_everyone() {
     let mut world = World::new(&[1], false);
-    world.advance_to(Phase::FollowUp);
+    world.advance_to(Phase::CouncilSubmission);
     world.inv.published = true;
     for actor in [
         Actor::anonymous(),

@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(subscriptions))
         .route("/files/versions/{id}", get(download_version))
+        .route("/files/bundles/{id}", get(download_bundle))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -201,6 +202,7 @@ async fn graphql(
     };
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
+        Err(_) if multipart => return upload_too_large(),
         Err(_) => {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -228,9 +230,11 @@ async fn graphql(
             }
         }
     } else {
-        let options = MultipartOptions::default()
-            .max_file_size(rkflow_domain::content::MAX_UPLOAD_BYTES)
-            .max_num_files(1);
+        // Each part at most one upload; the whole body is bounded above. (A files limit here
+        // would cap the whole stream, operation and map included, at one upload's size, so a
+        // file of exactly 25 MiB would be refused.)
+        let options =
+            MultipartOptions::default().max_file_size(rkflow_domain::content::MAX_UPLOAD_BYTES);
         match async_graphql::http::receive_body(
             Some(&content_type),
             futures::io::Cursor::new(bytes),
@@ -239,13 +243,7 @@ async fn graphql(
         .await
         {
             Ok(request) => request,
-            Err(async_graphql::ParseRequestError::PayloadTooLarge) => {
-                return error_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Code::BadUserInput,
-                    "file: at most 26214400 bytes (25 MiB) are accepted",
-                );
-            }
+            Err(async_graphql::ParseRequestError::PayloadTooLarge) => return upload_too_large(),
             Err(_) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
@@ -267,6 +265,18 @@ async fn graphql(
     http.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     http
+}
+
+/// An upload over the limit (refused before anything is stored).
+fn upload_too_large() -> Response {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Code::BadUserInput,
+        &format!(
+            "file: at most {} bytes (25 MiB) are accepted",
+            rkflow_domain::content::MAX_UPLOAD_BYTES
+        ),
+    )
 }
 
 async fn subscriptions(
@@ -360,6 +370,36 @@ async fn download_version(
             );
             if let Ok(value) = HeaderValue::from_str(&download.version.sha256) {
                 headers.insert("x-content-sha256", value);
+            }
+            response
+        }
+        Err(err) => api_error_response(err),
+    }
+}
+
+async fn download_bundle(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let Ok(submission_id) = Uuid::parse_str(&id) else {
+        return api_error_response(ApiError::not_found());
+    };
+    match files::bundle_download(&state.api, submission_id).await {
+        Ok(bundle) => {
+            let mut response = Response::new(Body::from(bundle.bytes));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            );
+            if let Ok(value) =
+                HeaderValue::from_str(&format!("attachment; filename=\"{}\"", bundle.file_name))
+            {
+                headers.insert(header::CONTENT_DISPOSITION, value);
+            }
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            if let Ok(value) = HeaderValue::from_str(&bundle.manifest_sha256) {
+                headers.insert("x-manifest-sha256", value);
             }
             response
         }

@@ -4,10 +4,11 @@
 use crate::Db;
 use crate::audit::{self, NewEvent, Origin};
 use crate::entity::{
-    approval, audit_event, commission_municipality, deadline, deadline_reminder, document,
-    document_version, extension_request, extension_vote, frozen_version, investigation,
-    investigation_commission, rapporteur, recommendation, response, response_college,
-    response_position, user, version_content,
+    approval, audit_event, commission_municipality, council_decision, council_submission, deadline,
+    deadline_reminder, document, document_version, extension_request, extension_vote,
+    frozen_version, implementation_update, investigation, investigation_commission, rapporteur,
+    recommendation, response, response_college, response_position, submission_version, user,
+    version_content,
 };
 use crate::error::{StoreError, StoreResult};
 use crate::organisation;
@@ -50,6 +51,11 @@ pub struct Loaded {
     pub deadlines: Vec<deadline::Model>,
     pub responses: Vec<response::Model>,
     pub extensions: Vec<extension_request::Model>,
+    /// One per concerned council once submitted, each with its bundle's version ids in order.
+    pub submissions: Vec<(council_submission::Model, Vec<Uuid>)>,
+    /// Every recorded council decision (history; `current` marks the one that counts).
+    pub council_decisions: Vec<council_decision::Model>,
+    pub implementation_updates: Vec<implementation_update::Model>,
 }
 
 impl Loaded {
@@ -82,6 +88,7 @@ fn parse_kind(text: &str) -> StoreResult<DocumentKind> {
 
 /// Rows of many investigations, fetched with one statement per table.
 struct Rows {
+    follow_up: FollowUpRows,
     deadlines: Vec<deadline::Model>,
     reminders: Vec<deadline_reminder::Model>,
     responses: Vec<response::Model>,
@@ -109,6 +116,7 @@ async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> Sto
     let ids: Vec<Uuid> = investigations.iter().map(|i| i.id).collect();
     if ids.is_empty() {
         return Ok(Rows {
+            follow_up: FollowUpRows::default(),
             deadlines: vec![],
             reminders: vec![],
             responses: vec![],
@@ -164,7 +172,14 @@ async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> Sto
         .all(db)
         .await?;
     let round = fetch_round(db, &ids).await?;
+    let published: Vec<Uuid> = investigations
+        .iter()
+        .filter(|i| i.published_at.is_some())
+        .map(|i| i.id)
+        .collect();
+    let follow_up = fetch_follow_up(db, &published).await?;
     Ok(Rows {
+        follow_up,
         deadlines: round.0,
         reminders: round.1,
         responses: round.2,
@@ -255,6 +270,58 @@ async fn fetch_round<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<Ro
     ))
 }
 
+/// Rows that exist only once an investigation has been submitted.
+#[derive(Default)]
+struct FollowUpRows {
+    submissions: Vec<council_submission::Model>,
+    submission_versions: Vec<submission_version::Model>,
+    decisions: Vec<council_decision::Model>,
+    updates: Vec<implementation_update::Model>,
+}
+
+/// The submission and follow-up rows of published investigations (none read otherwise).
+async fn fetch_follow_up<C: ConnectionTrait>(
+    db: &C,
+    published: &[Uuid],
+) -> StoreResult<FollowUpRows> {
+    if published.is_empty() {
+        return Ok(FollowUpRows::default());
+    }
+    let submissions = council_submission::Entity::find()
+        .filter(council_submission::Column::InvestigationId.is_in(published.iter().copied()))
+        .all(db)
+        .await?;
+    let submission_versions = if submissions.is_empty() {
+        Vec::new()
+    } else {
+        submission_version::Entity::find()
+            .filter(
+                submission_version::Column::SubmissionId.is_in(submissions.iter().map(|s| s.id)),
+            )
+            .order_by_asc(submission_version::Column::Position)
+            .all(db)
+            .await?
+    };
+    let decisions = council_decision::Entity::find()
+        .filter(council_decision::Column::InvestigationId.is_in(published.iter().copied()))
+        .order_by_asc(council_decision::Column::RecordedAt)
+        .order_by_asc(council_decision::Column::Id)
+        .all(db)
+        .await?;
+    let updates = implementation_update::Entity::find()
+        .filter(implementation_update::Column::InvestigationId.is_in(published.iter().copied()))
+        .order_by_asc(implementation_update::Column::At)
+        .order_by_asc(implementation_update::Column::Id)
+        .all(db)
+        .await?;
+    Ok(FollowUpRows {
+        submissions,
+        submission_versions,
+        decisions,
+        updates,
+    })
+}
+
 fn group<T, K: Ord>(items: Vec<T>, key: impl Fn(&T) -> K) -> BTreeMap<K, Vec<T>> {
     let mut grouped: BTreeMap<K, Vec<T>> = BTreeMap::new();
     for item in items {
@@ -295,6 +362,10 @@ async fn assemble<C: ConnectionTrait>(
     let mut positions = group(rows.positions, |p| p.response_id);
     let mut extensions = group(rows.extensions, |e| e.investigation_id);
     let mut votes = group(rows.votes, |v| v.request_id);
+    let mut submissions = group(rows.follow_up.submissions, |s| s.investigation_id);
+    let mut submission_versions = group(rows.follow_up.submission_versions, |v| v.submission_id);
+    let mut decisions = group(rows.follow_up.decisions, |d| d.investigation_id);
+    let mut updates = group(rows.follow_up.updates, |u| u.investigation_id);
 
     let mut loaded = Vec::with_capacity(rows.investigations.len());
     for row in rows.investigations {
@@ -393,6 +464,8 @@ async fn assemble<C: ConnectionTrait>(
                         id: v.id.into(),
                         number: v.number,
                         sha256: v.sha256.clone(),
+                        media_type: v.media_type.clone(),
+                        size_bytes: v.size_bytes,
                         created_at: v.created_at,
                     })
                     .collect(),
@@ -496,6 +569,22 @@ async fn assemble<C: ConnectionTrait>(
             deadlines: deadline_rows,
             responses: response_rows,
             extensions: extension_rows,
+            submissions: submissions
+                .remove(&id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|submission| {
+                    let versions = submission_versions
+                        .remove(&submission.id)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|v| v.version_id)
+                        .collect();
+                    (submission, versions)
+                })
+                .collect(),
+            council_decisions: decisions.remove(&id).unwrap_or_default(),
+            implementation_updates: updates.remove(&id).unwrap_or_default(),
         });
     }
     Ok(loaded)
@@ -1071,6 +1160,88 @@ async fn write_change(
             .exec(txn)
             .await?;
         }
+        Change::Submitted {
+            submissions,
+            versions,
+            manifest,
+            manifest_sha256,
+        } => {
+            for (submission, municipality) in submissions {
+                council_submission::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                    council_submission::Model {
+                        id: submission.0,
+                        investigation_id: id,
+                        municipality_id: municipality.0,
+                        submitted_at: now,
+                        manifest: manifest.clone(),
+                        manifest_sha256: manifest_sha256.clone(),
+                    },
+                ))
+                .exec(txn)
+                .await?;
+                if !versions.is_empty() {
+                    submission_version::Entity::insert_many(versions.iter().enumerate().map(
+                        |(position, version)| {
+                            sea_orm::IntoActiveModel::into_active_model(submission_version::Model {
+                                submission_id: submission.0,
+                                position: position as i32 + 1,
+                                version_id: version.0,
+                            })
+                        },
+                    ))
+                    .exec(txn)
+                    .await?;
+                }
+            }
+            update_investigation(txn, id, |row| row.published_at = Set(Some(now))).await?;
+        }
+        Change::CouncilDecisionRecorded {
+            recommendation,
+            municipality,
+            decision,
+            note,
+        } => {
+            council_decision::Entity::update_many()
+                .col_expr(council_decision::Column::Current, Expr::value(false))
+                .filter(council_decision::Column::RecommendationId.eq(recommendation.0))
+                .filter(council_decision::Column::MunicipalityId.eq(municipality.0))
+                .exec(txn)
+                .await?;
+            council_decision::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                council_decision::Model {
+                    id: Uuid::now_v7(),
+                    recommendation_id: recommendation.0,
+                    investigation_id: id,
+                    municipality_id: municipality.0,
+                    decision: decision.as_str().into(),
+                    note: note.clone(),
+                    current: true,
+                    recorded_by: actor,
+                    recorded_at: now,
+                },
+            ))
+            .exec(txn)
+            .await?;
+        }
+        Change::ImplementationUpdated {
+            recommendation,
+            municipality,
+            text,
+        } => {
+            implementation_update::Entity::insert(sea_orm::IntoActiveModel::into_active_model(
+                implementation_update::Model {
+                    id: Uuid::now_v7(),
+                    recommendation_id: recommendation.0,
+                    investigation_id: id,
+                    municipality_id: municipality.0,
+                    text: text.clone(),
+                    author_id: actor,
+                    at: now,
+                },
+            ))
+            .exec(txn)
+            .await?;
+        }
         Change::ExtensionResolved { request, granted } => {
             extension_request::Entity::update(extension_request::ActiveModel {
                 id: Set(request.0),
@@ -1322,4 +1493,198 @@ pub async fn tick(
         txn.commit().await?;
     }
     Ok(written)
+}
+
+/// The investigation a recommendation belongs to.
+pub async fn investigation_of_recommendation(
+    db: &Db,
+    recommendation_id: Uuid,
+) -> StoreResult<Option<Uuid>> {
+    Ok(recommendation::Entity::find_by_id(recommendation_id)
+        .one(&db.conn)
+        .await?
+        .map(|r| r.investigation_id))
+}
+
+/// A council submission and its investigation, for the bundle download.
+pub async fn find_submission(
+    db: &Db,
+    submission_id: Uuid,
+) -> StoreResult<Option<council_submission::Model>> {
+    Ok(council_submission::Entity::find_by_id(submission_id)
+        .one(&db.conn)
+        .await?)
+}
+
+/// Filters of the recommendations register.
+#[derive(Clone, Debug, Default)]
+pub struct RegisterFilter {
+    pub addressee: Option<RecommendationAddressee>,
+    pub decision: Option<rkflow_domain::submission::CouncilDecision>,
+    pub municipality: Option<Uuid>,
+}
+
+/// One row of the register: a recommendation for one concerned municipality.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegisterKey {
+    pub recommendation: Uuid,
+    pub municipality: Uuid,
+    pub investigation: Uuid,
+}
+
+/// A page of the register.
+#[derive(Clone, Debug)]
+pub struct RegisterPage {
+    pub keys: Vec<RegisterKey>,
+    pub has_next: bool,
+    pub total: u64,
+}
+
+/// The recommendations register ("aanbevelingenmonitor"): every recommendation of a submitted
+/// investigation the filter admits, once per concerned municipality, newest recommendation
+/// first. Filtering, counting and paging happen in SQL.
+pub async fn register(
+    db: &Db,
+    listing: &ListingFilter,
+    filter: &RegisterFilter,
+    after: Option<(Uuid, Uuid)>,
+    first: u64,
+) -> StoreResult<RegisterPage> {
+    use sea_orm::sea_query::{Alias, Asterisk, Func, JoinType, SelectStatement};
+    let r = Alias::new("r");
+    let ic = Alias::new("ic");
+    let cm = Alias::new("cm");
+    let visible = Query::select()
+        .column(investigation::Column::Id)
+        .from(investigation::Entity)
+        .cond_where(
+            Condition::all()
+                .add(investigation::Column::PublishedAt.is_not_null())
+                .add(listing_condition(listing)),
+        )
+        .to_owned();
+    let base = |with_cursor: bool| -> SelectStatement {
+        let mut query = Query::select();
+        query
+            .distinct()
+            .expr_as(
+                Expr::col((r.clone(), recommendation::Column::Id)),
+                Alias::new("recommendation_id"),
+            )
+            .expr_as(
+                Expr::col((cm.clone(), commission_municipality::Column::MunicipalityId)),
+                Alias::new("municipality_id"),
+            )
+            .expr_as(
+                Expr::col((r.clone(), recommendation::Column::InvestigationId)),
+                Alias::new("investigation_id"),
+            )
+            .from_as(recommendation::Entity, r.clone())
+            .join_as(
+                JoinType::InnerJoin,
+                investigation_commission::Entity,
+                ic.clone(),
+                Expr::col((
+                    ic.clone(),
+                    investigation_commission::Column::InvestigationId,
+                ))
+                .equals((r.clone(), recommendation::Column::InvestigationId)),
+            )
+            .join_as(
+                JoinType::InnerJoin,
+                commission_municipality::Entity,
+                cm.clone(),
+                Expr::col((cm.clone(), commission_municipality::Column::CommissionId))
+                    .equals((ic.clone(), investigation_commission::Column::CommissionId)),
+            )
+            .and_where(
+                Expr::col((r.clone(), recommendation::Column::InvestigationId))
+                    .in_subquery(visible.clone()),
+            );
+        if let Some(addressee) = filter.addressee {
+            query.and_where(
+                Expr::col((r.clone(), recommendation::Column::Addressee)).eq(addressee.as_str()),
+            );
+        }
+        if let Some(municipality) = filter.municipality {
+            query.and_where(
+                Expr::col((cm.clone(), commission_municipality::Column::MunicipalityId))
+                    .eq(municipality),
+            );
+        }
+        if let Some(decision) = filter.decision {
+            query.and_where(Expr::exists(
+                Query::select()
+                    .expr(Expr::val(1))
+                    .from(council_decision::Entity)
+                    .and_where(
+                        Expr::col((
+                            council_decision::Entity,
+                            council_decision::Column::RecommendationId,
+                        ))
+                        .equals((r.clone(), recommendation::Column::Id)),
+                    )
+                    .and_where(
+                        Expr::col((
+                            council_decision::Entity,
+                            council_decision::Column::MunicipalityId,
+                        ))
+                        .equals((cm.clone(), commission_municipality::Column::MunicipalityId)),
+                    )
+                    .and_where(
+                        Expr::col((council_decision::Entity, council_decision::Column::Current))
+                            .eq(true),
+                    )
+                    .and_where(
+                        Expr::col((council_decision::Entity, council_decision::Column::Decision))
+                            .eq(decision.as_str()),
+                    )
+                    .to_owned(),
+            ));
+        }
+        if with_cursor && let Some((recommendation_id, municipality_id)) = after {
+            let rec = Expr::col((r.clone(), recommendation::Column::Id));
+            query.cond_where(
+                Condition::any().add(rec.clone().lt(recommendation_id)).add(
+                    Condition::all().add(rec.eq(recommendation_id)).add(
+                        Expr::col((cm.clone(), commission_municipality::Column::MunicipalityId))
+                            .gt(municipality_id),
+                    ),
+                ),
+            );
+        }
+        query.to_owned()
+    };
+    let count_query = Query::select()
+        .expr(Func::count(Expr::col(Asterisk)))
+        .from_subquery(base(false), Alias::new("entries"))
+        .to_owned();
+    let total = db
+        .conn
+        .query_one(&count_query)
+        .await?
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0);
+    let mut page_query = base(true);
+    page_query
+        .order_by(Alias::new("recommendation_id"), sea_orm::Order::Desc)
+        .order_by(Alias::new("municipality_id"), sea_orm::Order::Asc)
+        .limit(first + 1);
+    let rows = db.conn.query_all(&page_query).await?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in rows {
+        keys.push(RegisterKey {
+            recommendation: row.try_get("", "recommendation_id")?,
+            municipality: row.try_get("", "municipality_id")?,
+            investigation: row.try_get("", "investigation_id")?,
+        });
+    }
+    let has_next = keys.len() as u64 > first;
+    keys.truncate(first as usize);
+    Ok(RegisterPage {
+        keys,
+        has_next,
+        total: u64::try_from(total).unwrap_or(0),
+    })
 }
