@@ -168,6 +168,12 @@ impl Passwords {
         Ok((known && matches, known && matches && weaker))
     }
 
+    /// Computes the dummy hash for unknown accounts now, so that the first unknown email is
+    /// not answered faster or slower than later ones.
+    pub async fn warm_up(&self) -> ApiResult<()> {
+        self.dummy_hash().await.map(|_| ())
+    }
+
     async fn dummy_hash(&self) -> ApiResult<String> {
         if let Some(hash) = self.dummy.get() {
             return Ok(hash.clone());

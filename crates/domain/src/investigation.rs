@@ -16,12 +16,12 @@ use crate::ids::{
 };
 use crate::permission::{self, Action, ActionContext, Capacity, Parties, Relation};
 use crate::phase::{DocumentKind, Phase, RecommendationAddressee, ResponseMode};
+use crate::submission::CouncilDecision;
 use crate::rebuttal::{
     CollegePosition, DeadlineKind, DeadlineState, DeadlineStatus, ExtensionState, NewResponse,
     TermPolicy,
 };
 use crate::role::Actor;
-use crate::submission::CouncilDecision;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -1062,9 +1062,7 @@ impl Investigation {
                 municipality,
                 decision,
                 note,
-            } => {
-                self.record_council_decision(relation, recommendation, municipality, decision, note)
-            }
+            } => self.record_council_decision(relation, recommendation, municipality, decision, note),
             Command::AddImplementationUpdate {
                 recommendation,
                 municipality,

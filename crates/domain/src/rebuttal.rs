@@ -660,7 +660,9 @@ impl Investigation {
         }
         let deadline = self.deadline_for(DeadlineKind::AdministrativeResponse, found.municipality);
         // A closed deadline (MET, MISSED, WAIVED) never reopens, so it can no longer be moved.
-        if grant && !deadline.is_some_and(|d| d.status == DeadlineStatus::Open && now <= d.due_at) {
+        if grant
+            && !deadline.is_some_and(|d| d.status == DeadlineStatus::Open && now <= d.due_at)
+        {
             return Err(DomainError::conflict(
                 "the college's deadline is no longer open: the extension can only be refused",
             ));
@@ -748,7 +750,11 @@ impl Investigation {
                     due_at: deadline.due_at,
                     before_seconds: *nearest,
                     // Only offsets not sent yet: each (deadline, offset) is stored once.
-                    also_covers: due.iter().copied().filter(|s| s != nearest).collect(),
+                    also_covers: due
+                        .iter()
+                        .copied()
+                        .filter(|s| s != nearest && !deadline.reminders_sent.contains(s))
+                        .collect(),
                 });
             }
         }

@@ -87,6 +87,10 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
     };
     let passwords =
         Passwords::new(&config.auth).map_err(|_| anyhow::anyhow!("invalid argon2 parameters"))?;
+    passwords
+        .warm_up()
+        .await
+        .map_err(|_| anyhow::anyhow!("argon2 does not work on this machine"))?;
     let api = ApiState {
         db: db.clone(),
         clock,
