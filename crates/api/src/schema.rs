@@ -231,3 +231,66 @@ mod contract_conformance {
         );
     }
 }
+
+#[cfg(test)]
+mod example_operations {
+    use super::{Limits, builder};
+    use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
+    use async_graphql::parser::parse_query;
+    use async_graphql::{Request, Response};
+    use std::sync::Arc;
+
+    /// Stops every operation after validation: the examples are checked against the schema
+    /// and its limits without a database.
+    struct ValidateOnly;
+
+    impl ExtensionFactory for ValidateOnly {
+        fn create(&self) -> Arc<dyn Extension> {
+            Arc::new(ValidateOnly)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Extension for ValidateOnly {
+        async fn execute(
+            &self,
+            _ctx: &ExtensionContext<'_>,
+            _operation_name: Option<&str>,
+            _next: NextExecute<'_>,
+        ) -> Response {
+            Response::new(async_graphql::Value::Null)
+        }
+    }
+
+    #[tokio::test]
+    async fn every_example_operation_is_valid_against_the_schema() {
+        let schema = builder(Limits::default()).extension(ValidateOnly).finish();
+        let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/../../graphql/examples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(folder).expect("graphql/examples exists") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("graphql") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("readable");
+            let document = parse_query(&text)
+                .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+            for (name, _) in document.operations.iter() {
+                let mut request = Request::new(text.clone());
+                if let Some(name) = name {
+                    request = request.operation_name(name.to_string());
+                }
+                let response = schema.execute(request).await;
+                assert!(
+                    response.errors.is_empty(),
+                    "{} {:?}: {:?}",
+                    path.display(),
+                    name,
+                    response.errors
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "only {checked} example operations found");
+    }
+}
