@@ -64,8 +64,49 @@ pub struct RequestContext {
     pub session: Option<Session>,
     /// The client address.
     pub client: Option<String>,
-    /// The token the request carried (for logout).
+    /// Identifies the request in logs.
     pub request_id: String,
+    /// Confidential content read during this request, audited when the request ends.
+    pub reads: ReadLog,
+}
+
+/// The (investigation, version) pairs whose content a request returned.
+#[derive(Clone, Debug, Default)]
+pub struct ReadLog(Arc<std::sync::Mutex<Vec<(Uuid, Uuid)>>>);
+
+impl ReadLog {
+    pub fn record(&self, investigation: Uuid, version: Uuid) {
+        if let Ok(mut reads) = self.0.lock() {
+            reads.push((investigation, version));
+        }
+    }
+
+    /// Writes one `document.read` audit event per investigation read, in one transaction.
+    pub async fn flush(&self, state: &ApiState, origin: &Origin) -> ApiResult<()> {
+        let reads = match self.0.lock() {
+            Ok(mut reads) => std::mem::take(&mut *reads),
+            Err(_) => return Ok(()),
+        };
+        let mut by_investigation: std::collections::BTreeMap<Uuid, Vec<Uuid>> = Default::default();
+        for (investigation, version) in reads {
+            let versions = by_investigation.entry(investigation).or_default();
+            if !versions.contains(&version) {
+                versions.push(version);
+            }
+        }
+        for (investigation, versions) in by_investigation {
+            investigations::record_read(
+                &state.db,
+                origin,
+                state.clock.now(),
+                investigation,
+                &versions,
+                "graphql",
+            )
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 impl RequestContext {

@@ -742,11 +742,19 @@ impl VersionObject {
         if self.0.media_type != rkflow_domain::content::MARKDOWN {
             return Ok(None);
         }
-        loaders(ctx)
+        let text = loaders(ctx)
             .markdown
             .load_one(self.0.id)
             .await
-            .map_err(load_failed)
+            .map_err(load_failed)?;
+        // Reads by logged-in users are audited; anonymous callers only ever reach published
+        // bundle versions.
+        if text.is_some() && request(ctx).session.is_some() {
+            request(ctx)
+                .reads
+                .record(self.0.investigation_id, self.0.id);
+        }
+        Ok(text)
     }
 
     /// An authenticated HTTP GET of the exact bytes (send the same Bearer token).

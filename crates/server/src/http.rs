@@ -154,6 +154,7 @@ async fn request_context(
         session,
         client: Some(client),
         request_id: Uuid::new_v4().simple().to_string(),
+        reads: Default::default(),
     })
 }
 
@@ -258,8 +259,13 @@ async fn graphql(
         Ok(context) => context,
         Err(err) => return api_error_response(err),
     };
+    let reads = context.reads.clone();
+    let origin = context.origin();
     let request = request.data(context).data(Loaders::new(&state.api.db));
     let mut response = state.schema.execute(request).await;
+    if let Err(err) = reads.flush(&state.api, &origin).await {
+        tracing::error!(code = err.code.as_str(), "auditing content reads failed");
+    }
     ensure_codes(&mut response.errors);
     let mut http = Json(response).into_response();
     http.headers_mut()
