@@ -273,8 +273,8 @@ mod example_operations {
                 continue;
             }
             let text = std::fs::read_to_string(&path).expect("readable");
-            let document = parse_query(&text)
-                .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+            let document =
+                parse_query(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
             for (name, _) in document.operations.iter() {
                 let mut request = Request::new(text.clone());
                 if let Some(name) = name {

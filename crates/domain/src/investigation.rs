@@ -16,12 +16,12 @@ use crate::ids::{
 };
 use crate::permission::{self, Action, ActionContext, Capacity, Parties, Relation};
 use crate::phase::{DocumentKind, Phase, RecommendationAddressee, ResponseMode};
-use crate::submission::CouncilDecision;
 use crate::rebuttal::{
     CollegePosition, DeadlineKind, DeadlineState, DeadlineStatus, ExtensionState, NewResponse,
     TermPolicy,
 };
 use crate::role::Actor;
+use crate::submission::CouncilDecision;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -678,6 +678,10 @@ impl Investigation {
     }
 
     /// Decides an action against the permission table.
+    ///
+    /// Acting needs standing: a published bundle is public to read, but it makes nobody outside
+    /// the investigation's parties a party to it. For them every action stays NOT_FOUND, as
+    /// before publication (its recommendations and audit trail are not theirs to see either).
     pub fn authorize(&self, actor: &Actor, action: Action) -> Result<Relation, DomainError> {
         let relation = self.relation(actor);
         let context = ActionContext {
@@ -685,7 +689,7 @@ impl Investigation {
             visible: crate::visibility::can_see_investigation(
                 &relation,
                 self.proposal_gate_passed(),
-                self.published,
+                false,
             ),
             phase: self.phase,
             suspended: self.suspended,
@@ -852,8 +856,17 @@ impl Investigation {
                 if self.recommendations.is_empty() {
                     missing.push("at least one recommendation".into());
                 }
-                if self.rebuttal_terms.is_none() {
-                    missing.push("rebuttal terms (setRebuttalTerms)".into());
+                match self.rebuttal_terms {
+                    None => missing.push("rebuttal terms (setRebuttalTerms)".into()),
+                    Some(terms) => {
+                        if let Some(due) = terms.due_date
+                            && crate::deadline::due_at_end_of(self.calendar.align(due)) <= now
+                        {
+                            missing.push(format!(
+                                "a rebuttal due date in the future ({due} has passed; set new terms)"
+                            ));
+                        }
+                    }
                 }
                 if self.factual_check_running(now) {
                     missing.push(
@@ -1062,7 +1075,9 @@ impl Investigation {
                 municipality,
                 decision,
                 note,
-            } => self.record_council_decision(relation, recommendation, municipality, decision, note),
+            } => {
+                self.record_council_decision(relation, recommendation, municipality, decision, note)
+            }
             Command::AddImplementationUpdate {
                 recommendation,
                 municipality,

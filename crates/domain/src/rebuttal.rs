@@ -381,10 +381,13 @@ impl Investigation {
         self.deadlines
             .iter()
             .filter(|d| d.status == DeadlineStatus::Open)
-            .map(|d| Change::DeadlineMoved {
-                deadline: d.id,
-                due_at: self.calendar.shift(d.due_at, suspended),
-                reason: format!("suspended for {} minutes", suspended.num_minutes()),
+            .filter_map(|d| {
+                let due_at = self.calendar.shift(d.due_at, suspended);
+                (due_at != d.due_at).then(|| Change::DeadlineMoved {
+                    deadline: d.id,
+                    due_at,
+                    reason: format!("suspended for {} minutes", suspended.num_minutes()),
+                })
             })
             .collect()
     }
@@ -660,9 +663,7 @@ impl Investigation {
         }
         let deadline = self.deadline_for(DeadlineKind::AdministrativeResponse, found.municipality);
         // A closed deadline (MET, MISSED, WAIVED) never reopens, so it can no longer be moved.
-        if grant
-            && !deadline.is_some_and(|d| d.status == DeadlineStatus::Open && now <= d.due_at)
-        {
+        if grant && !deadline.is_some_and(|d| d.status == DeadlineStatus::Open && now <= d.due_at) {
             return Err(DomainError::conflict(
                 "the college's deadline is no longer open: the extension can only be refused",
             ));
@@ -789,6 +790,8 @@ impl Investigation {
             } => {
                 if let Some(d) = self.deadlines.iter_mut().find(|d| d.id == *deadline) {
                     d.due_at = *due_at;
+                    // Reminders count down to the new due instant again.
+                    d.reminders_sent.clear();
                 }
             }
             Change::ReminderDue {

@@ -1405,6 +1405,26 @@ fn after_a_jump_of_the_clock_one_reminder_stands_in_for_the_skipped_ones() {
 }
 
 #[test]
+fn a_moved_deadline_counts_down_again() {
+    let mut world = World::in_rebuttal(ResponseMode::Separate, None, "2019-10-24T10:00:00+02:00");
+    let due = world.rebuttal(world.b).due_at;
+    world.now = due - Duration::days(7);
+    assert_eq!(reminders(&world.tick()).len(), 2);
+    // Suspended for ten days: the deadlines move and the 7-day reminder comes again.
+    world.ok(P::ChairH, suspend());
+    world.advance(Duration::days(10));
+    world.ok(P::ChairH, Command::Resume);
+    let moved = world.rebuttal(world.b).due_at;
+    assert!(moved > due);
+    assert!(world.tick().is_empty(), "not yet: the new due instant is further away");
+    world.now = moved - Duration::days(7);
+    let again = reminders(&world.tick());
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(again.iter().all(|(_, before, _)| *before == WEEK));
+    assert!(world.tick().is_empty());
+}
+
+#[test]
 fn tick_does_nothing_while_suspended_or_after_cancel() {
     let mut world = World::in_rebuttal(ResponseMode::Separate, None, "2019-10-24T10:00:00+02:00");
     world.at("2019-11-01T10:00:00+01:00");
@@ -1608,7 +1628,7 @@ struct Seen {
     due: BTreeMap<rkflow_domain::DeadlineId, DateTime<Utc>>,
     status: BTreeMap<rkflow_domain::DeadlineId, DeadlineStatus>,
     closings: BTreeMap<rkflow_domain::DeadlineId, usize>,
-    reminders: BTreeSet<(rkflow_domain::DeadlineId, i64)>,
+    reminders: BTreeSet<(rkflow_domain::DeadlineId, DateTime<Utc>, i64)>,
     /// Deadlines observed OPEN past their due instant while the clock ran (not suspended).
     passed: BTreeSet<rkflow_domain::DeadlineId>,
 }
@@ -1712,14 +1732,16 @@ fn check(
             }
             Change::ReminderDue {
                 deadline,
+                due_at,
                 before_seconds,
                 also_covers,
                 ..
             } => {
+                // Once per due instant: a deadline that moved counts down again.
                 for seconds in std::iter::once(before_seconds).chain(also_covers) {
                     prop_assert!(
-                        seen.reminders.insert((*deadline, *seconds)),
-                        "reminder {seconds} of {deadline:?} sent twice"
+                        seen.reminders.insert((*deadline, *due_at, *seconds)),
+                        "reminder {seconds} of {deadline:?} for {due_at} sent twice"
                     );
                 }
             }

@@ -2440,3 +2440,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_rebuttal_due_date_that_has_passed_blocks_the_research_gate() {
+    let mut world = World::new(&[1, 1], false);
+    world.advance_to(Phase::Research);
+    for kind in [DocumentKind::ResearchReport, DocumentKind::Conclusions] {
+        world.ok(Who::Secretary, write(kind, "# Concept"));
+    }
+    world.ok(Who::Member, recommendation("Meet de wachttijden."));
+    let due = world.now().date_naive() + chrono::Days::new(30);
+    world.ok(Who::Chair(0), terms(ResponseMode::Joint, Some(due)));
+    assert!(world.inv.gate_guard(world.now()).is_empty());
+    world.clock += 60 * 86_400;
+    let guard = world.inv.gate_guard(world.now());
+    assert_eq!(guard.len(), 1, "{guard:?}");
+    assert!(guard[0].contains("due date"), "{guard:?}");
+    assert_eq!(world.err(Who::Chair(0), approve()).code(), "CONFLICT");
+}

@@ -1024,6 +1024,11 @@ async fn write_change(
             })
             .exec(txn)
             .await?;
+            // Reminders count down to the new due instant again.
+            deadline_reminder::Entity::delete_many()
+                .filter(deadline_reminder::Column::DeadlineId.eq(deadline_id.0))
+                .exec(txn)
+                .await?;
         }
         Change::ReminderDue {
             deadline: deadline_id,
