@@ -520,10 +520,13 @@ impl MutationRoot {
             &request.origin(),
             state.clock.now(),
             &request.actor(),
-            &commission_ids,
-            &input.title,
-            input.research_questions,
-            (input.scope_start.map(|d| d.0), input.scope_end.map(|d| d.0)),
+            investigations::NewInvestigation {
+                commission_ids,
+                title: input.title,
+                research_questions: input.research_questions,
+                scope_start: input.scope_start.map(|d| d.0),
+                scope_end: input.scope_end.map(|d| d.0),
+            },
         )
         .await?;
         state.events.publish(written);

@@ -262,13 +262,13 @@ async fn seed_investigation(
         &bakker_origin,
         now,
         &bakker,
-        &[commissions[0].id, commissions[1].id],
-        TITLE,
-        RESEARCH_QUESTIONS.iter().map(|q| q.to_string()).collect(),
-        (
-            chrono::NaiveDate::from_ymd_opt(2015, 1, 1),
-            chrono::NaiveDate::from_ymd_opt(2019, 6, 30),
-        ),
+        investigations::NewInvestigation {
+            commission_ids: vec![commissions[0].id, commissions[1].id],
+            title: TITLE.to_string(),
+            research_questions: RESEARCH_QUESTIONS.iter().map(|q| q.to_string()).collect(),
+            scope_start: chrono::NaiveDate::from_ymd_opt(2015, 1, 1),
+            scope_end: chrono::NaiveDate::from_ymd_opt(2019, 6, 30),
+        },
     )
     .await?;
     let run = |who: &'static str, command: Command, body: Option<VersionBody>| {

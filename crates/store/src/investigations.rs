@@ -625,16 +625,24 @@ pub struct VersionBody {
 pub type Written = Vec<audit_event::Model>;
 
 /// Starts an investigation.
+/// What `proposeInvestigation` asks for, with commissions by id.
+#[derive(Clone, Debug)]
+pub struct NewInvestigation {
+    pub commission_ids: Vec<Uuid>,
+    pub title: String,
+    pub research_questions: Vec<String>,
+    pub scope_start: Option<chrono::NaiveDate>,
+    pub scope_end: Option<chrono::NaiveDate>,
+}
+
 pub async fn propose(
     db: &Db,
     origin: &Origin,
     now: DateTime<Utc>,
     actor: &Actor,
-    commission_ids: &[Uuid],
-    title: &str,
-    research_questions: Vec<String>,
-    scope: (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
+    new: NewInvestigation,
 ) -> StoreResult<(Uuid, Written)> {
+    let commission_ids = &new.commission_ids;
     let txn = db.begin_write().await?;
     let found = organisation::commissions_by_ids(&txn, commission_ids).await?;
     let distinct: BTreeSet<&Uuid> = commission_ids.iter().collect();
@@ -657,11 +665,11 @@ pub async fn propose(
         actor,
         id,
         Proposal {
-            title: title.to_string(),
+            title: new.title,
             commissions: participants,
-            research_questions,
-            scope_start: scope.0,
-            scope_end: scope.1,
+            research_questions: new.research_questions,
+            scope_start: new.scope_start,
+            scope_end: new.scope_end,
         },
     )?;
     let written = write_changes(&txn, origin, now, id.0, &changes, None).await?;
