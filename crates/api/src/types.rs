@@ -166,8 +166,14 @@ impl UserObject {
         ID(self.model.id.to_string())
     }
 
-    async fn email(&self) -> &str {
-        &self.model.email
+    /// The email address; empty for callers without a session (the public sees the names of
+    /// a published bundle's authors, not their addresses).
+    async fn email(&self, ctx: &Context<'_>) -> &str {
+        if self.own || request(ctx).session.is_some() {
+            &self.model.email
+        } else {
+            ""
+        }
     }
 
     async fn name(&self) -> &str {
