@@ -35,6 +35,12 @@ pub fn decode_cursor(field: &str, cursor: &str) -> ApiResult<String> {
         .ok_or_else(|| ApiError::bad_input(field, "not a cursor this server issued"))
 }
 
+/// The complexity of a page: its size (the default when not given) times one node's cost.
+pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let size = first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
+    1 + size * child_complexity
+}
+
 pub fn page_size(first: Option<i32>) -> ApiResult<u64> {
     match first.unwrap_or(DEFAULT_PAGE) {
         n if (0..=MAX_PAGE).contains(&n) => Ok(n as u64),
@@ -190,6 +196,7 @@ impl QueryRoot {
     }
 
     /// Only what the caller may see, newest first.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn investigations(
         &self,
         ctx: &Context<'_>,
@@ -203,6 +210,7 @@ impl QueryRoot {
     }
 
     /// No login needed: investigations whose bundle has been published.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn published_investigations(
         &self,
         ctx: &Context<'_>,
@@ -221,6 +229,7 @@ impl QueryRoot {
     /// municipality with that council's current decision, the college's position and the
     /// implementation reports; newest first. Filters: addressee, current decision,
     /// municipality.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn recommendation_register(
         &self,
         ctx: &Context<'_>,
@@ -304,6 +313,7 @@ impl QueryRoot {
     }
 
     /// The audit events of one investigation, oldest first (its team only).
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,

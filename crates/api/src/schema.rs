@@ -3,6 +3,7 @@
 use crate::mutation::MutationRoot;
 use crate::query::QueryRoot;
 use crate::subscription::SubscriptionRoot;
+use crate::limits::{DocumentLimits, DocumentLimitsExtension};
 use async_graphql::{Schema, SchemaBuilder};
 
 pub type RkflowSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -16,6 +17,8 @@ pub struct Limits {
     pub max_complexity: usize,
     /// Whether `__schema` / `__type` are answered.
     pub introspection: bool,
+    /// Operations, root fields, aliases, fields and directives per document.
+    pub document: DocumentLimits,
 }
 
 impl Default for Limits {
@@ -24,6 +27,7 @@ impl Default for Limits {
             max_depth: 12,
             max_complexity: 5_000,
             introspection: true,
+            document: DocumentLimits::default(),
         }
     }
 }
@@ -34,7 +38,9 @@ pub fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, MutationRoot, Subscri
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
-        .disable_suggestions();
+        .limit_directives(limits.document.max_directives_per_field)
+        .disable_suggestions()
+        .extension(DocumentLimitsExtension(limits.document));
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
@@ -250,7 +256,7 @@ mod example_operations {
         }
     }
 
-    #[async_trait::async_trait]
+    #[async_graphql::async_trait::async_trait]
     impl Extension for ValidateOnly {
         async fn execute(
             &self,
