@@ -144,6 +144,18 @@ pub struct ServeArgs {
     /// Highest complexity an operation may have.
     #[arg(long, env = "RKFLOW_MAX_QUERY_COMPLEXITY", default_value_t = 5_000)]
     pub max_query_complexity: usize,
+    /// Aliased fields one document may use.
+    #[arg(long, env = "RKFLOW_MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+    /// Field selections one document may make (fragments counted where spread).
+    #[arg(long, env = "RKFLOW_MAX_FIELDS", default_value_t = 400)]
+    pub max_fields: usize,
+    /// Root fields one operation may select.
+    #[arg(long, env = "RKFLOW_MAX_ROOT_FIELDS", default_value_t = 20)]
+    pub max_root_fields: usize,
+    /// Seconds a GraphQL request may run before it is stopped.
+    #[arg(long, env = "RKFLOW_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
     /// Seconds between the deadline scheduler's passes.
     #[arg(long, env = "RKFLOW_SCHEDULER_INTERVAL_SECONDS", default_value_t = 30)]
     pub scheduler_interval_seconds: u64,
@@ -166,6 +178,8 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     pub auth: AuthConfig,
     pub limits: Limits,
+    /// How long one GraphQL request may run.
+    pub request_timeout: std::time::Duration,
     /// Time between scheduler passes.
     pub scheduler_interval: std::time::Duration,
     /// How long before a deadline reminders go out.
@@ -186,6 +200,7 @@ impl ServerConfig {
             trust_forwarded_for: true,
             auth: AuthConfig::default(),
             limits: Limits::default(),
+            request_timeout: std::time::Duration::from_secs(30),
             scheduler_interval: std::time::Duration::from_secs(30),
             reminder_offsets: vec![chrono::Duration::days(7), chrono::Duration::days(1)],
             calendar: Calendar::default(),
@@ -234,6 +249,14 @@ impl TryFrom<ServeArgs> for ServerConfig {
         if !(100..=1_000_000).contains(&args.max_query_complexity) {
             bail!("RKFLOW_MAX_QUERY_COMPLEXITY must be between 100 and 1000000");
         }
+        if !(1..=600).contains(&args.request_timeout_seconds) {
+            bail!("RKFLOW_REQUEST_TIMEOUT_SECONDS must be between 1 and 600");
+        }
+        if args.max_aliases > 1_000 || args.max_root_fields == 0 || args.max_fields < 50 {
+            bail!(
+                "RKFLOW_MAX_ALIASES must be at most 1000, RKFLOW_MAX_ROOT_FIELDS at least 1 and RKFLOW_MAX_FIELDS at least 50"
+            );
+        }
         if args.scheduler_interval_seconds < 1 {
             bail!("RKFLOW_SCHEDULER_INTERVAL_SECONDS must be at least 1");
         }
@@ -247,6 +270,7 @@ impl TryFrom<ServeArgs> for ServerConfig {
             chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
         })?;
         Ok(ServerConfig {
+            request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
             scheduler_interval: std::time::Duration::from_secs(args.scheduler_interval_seconds),
             reminder_offsets,
             calendar: Calendar {
@@ -272,6 +296,12 @@ impl TryFrom<ServeArgs> for ServerConfig {
                 max_depth: args.max_query_depth,
                 max_complexity: args.max_query_complexity,
                 introspection: args.introspection,
+                document: rkflow_api::limits::DocumentLimits {
+                    max_aliases: args.max_aliases,
+                    max_fields: args.max_fields,
+                    max_root_fields: args.max_root_fields,
+                    ..Default::default()
+                },
             },
         })
     }

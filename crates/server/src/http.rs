@@ -262,7 +262,19 @@ async fn graphql(
     let reads = context.reads.clone();
     let origin = context.origin();
     let request = request.data(context).data(Loaders::new(&state.api.db));
-    let mut response = state.schema.execute(request).await;
+    let Ok(mut response) =
+        tokio::time::timeout(state.config.request_timeout, state.schema.execute(request)).await
+    else {
+        tracing::warn!("a GraphQL request exceeded the request timeout");
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::Internal,
+            &format!(
+                "the request took longer than {} s and was stopped",
+                state.config.request_timeout.as_secs()
+            ),
+        );
+    };
     if let Err(err) = reads.flush(&state.api, &origin).await {
         tracing::error!(code = err.code.as_str(), "auditing content reads failed");
     }
