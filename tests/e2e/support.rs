@@ -217,8 +217,17 @@ impl<'a> Flow<'a> {
 
     /// The current phase, as the team (chair_b) sees it.
     pub async fn phase(&self, id: &str) -> String {
-        let found = self.investigation("chair_b", id).await;
-        found["phase"].as_str().expect("a phase").to_string()
+        let answer = self
+            .gql(
+                "chair_b",
+                "query($id: ID!) { investigation(id: $id) { phase } }",
+                json!({ "id": id }),
+            )
+            .await;
+        answer.data()["investigation"]["phase"]
+            .as_str()
+            .expect("a phase")
+            .to_string()
     }
 
     /// Writes what the gate of `phase` needs (on a fresh investigation in that phase).
@@ -259,22 +268,21 @@ impl<'a> Flow<'a> {
         }
     }
 
-    /// Approves the current gate as chair_b, then chair_h; asserts the phase advanced.
-    pub async fn approve_all(&self, id: &str) {
-        let before = self.phase(id).await;
+    /// Approves the current gate of a joint b + h investigation as chair_b, then chair_h;
+    /// asserts that only the second approval advanced the phase, and returns the new phase.
+    pub async fn approve_all(&self, id: &str) -> Phase {
         let first = self.approve("chair_b", id).await;
-        assert_eq!(first.data()["approvePhase"]["phase"], before.as_str());
+        let before = first.data()["approvePhase"]["phase"].clone();
         let second = self.approve("chair_h", id).await;
-        assert_ne!(second.data()["approvePhase"]["phase"], before.as_str());
+        let after = second.data()["approvePhase"]["phase"].clone();
+        assert_ne!(after, before, "the second approval passes the gate");
+        Phase::parse(after.as_str().expect("a phase")).expect("a known phase")
     }
 
     /// Drives an investigation (of b and h) forward until it is in `target`.
     pub async fn drive_to(&self, id: &str, target: Phase) {
-        loop {
-            let phase = Phase::parse(&self.phase(id).await).expect("a known phase");
-            if phase == target {
-                return;
-            }
+        let mut phase = Phase::parse(&self.phase(id).await).expect("a known phase");
+        while phase != target {
             assert!(
                 Phase::WITH_GATE.contains(&phase),
                 "cannot drive from {} to {}",
@@ -282,7 +290,7 @@ impl<'a> Flow<'a> {
                 target.as_str()
             );
             self.complete_gate(id, phase).await;
-            self.approve_all(id).await;
+            phase = self.approve_all(id).await;
         }
     }
 
@@ -376,7 +384,7 @@ pub fn approval_commissions(investigation: &Value) -> Vec<String> {
 }
 
 /// The documents of an investigation of one kind.
-pub fn documents_of<'v>(investigation: &'v Value, kind: DocumentKind) -> Vec<&'v Value> {
+pub fn documents_of(investigation: &Value, kind: DocumentKind) -> Vec<&Value> {
     investigation["documents"]
         .as_array()
         .expect("documents")

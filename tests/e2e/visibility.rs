@@ -164,7 +164,7 @@ async fn before_the_proposal_gate_only_the_commissions_see_it() {
             assert_eq!(seen["phase"], "PROPOSAL", "{who}");
             assert_eq!(version_numbers(&seen, DocumentKind::Proposal), [1], "{who}");
             let (ids, _) = listed(&flow, who, None).await;
-            assert_eq!(ids, [id.clone()], "{who}");
+            assert_eq!(ids, std::slice::from_ref(&id), "{who}");
         }
         let version = &version_ids(
             &flow.investigation("chair_b", &id).await,

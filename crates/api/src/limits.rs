@@ -59,12 +59,20 @@ fn walk(document: &ExecutableDocument, set: &SelectionSet, tally: &mut Tally, de
                 tally.most_directives = tally.most_directives.max(field.node.directives.len());
                 walk(document, &field.node.selection_set.node, tally, depth + 1);
             }
-            Selection::InlineFragment(fragment) => {
-                walk(document, &fragment.node.selection_set.node, tally, depth + 1)
-            }
+            Selection::InlineFragment(fragment) => walk(
+                document,
+                &fragment.node.selection_set.node,
+                tally,
+                depth + 1,
+            ),
             Selection::FragmentSpread(spread) => {
                 if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
-                    walk(document, &fragment.node.selection_set.node, tally, depth + 1);
+                    walk(
+                        document,
+                        &fragment.node.selection_set.node,
+                        tally,
+                        depth + 1,
+                    );
                 }
             }
         }
@@ -171,10 +179,16 @@ mod tests {
     fn too_many_aliases_fail() {
         let query = format!(
             "{{ {} }}",
-            (0..101).map(|i| format!("a{i}: me {{ id }}")).collect::<Vec<_>>().join(" ")
+            (0..101)
+                .map(|i| format!("a{i}: me {{ id }}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         let error = checked(&query).unwrap_err();
-        assert!(error.contains("root fields") || error.contains("aliases"), "{error}");
+        assert!(
+            error.contains("root fields") || error.contains("aliases"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -191,10 +205,12 @@ mod tests {
 
     #[test]
     fn fragments_count_where_they_are_spread() {
-        let fields = (0..50).map(|i| format!("f{i}: id")).collect::<Vec<_>>().join(" ");
-        let query = format!(
-            "query {{ me {{ ...F ...F ...F }} }} fragment F on User {{ {fields} }}"
-        );
+        let fields = (0..50)
+            .map(|i| format!("f{i}: id"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let query =
+            format!("query {{ me {{ ...F ...F ...F }} }} fragment F on User {{ {fields} }}");
         assert!(checked(&query).is_err());
     }
 

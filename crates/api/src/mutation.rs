@@ -6,7 +6,7 @@ use crate::context::{request, session, state};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::types::{
     CollegePosition, CommissionObject, CouncilDecision, Date, DocumentKind, ExtensionRequestObject,
-    InvestigationObject, LoginPayload, MunicipalityObject, RecommendationAddressee,
+    InvestigationObject, LoginPayload, MunicipalityObject, Phase, RecommendationAddressee,
     RecommendationObject, ResponseMode, ResponseObject, Role, RoleGrantObject, UserObject,
     VersionObject, parse_input_id,
 };
@@ -629,8 +629,16 @@ impl MutationRoot {
         ctx: &Context<'_>,
         investigation_id: ID,
         comment: Option<String>,
+        #[graphql(
+            desc = "The phase being approved; when given and the investigation is in another phase, CONFLICT (guards against a repeated click)."
+        )]
+        phase: Option<Phase>,
     ) -> ApiResult<InvestigationObject> {
-        command_then_fresh(ctx, &investigation_id, Command::Approve { comment }).await
+        let command = Command::Approve {
+            comment,
+            phase: phase.map(Into::into),
+        };
+        command_then_fresh(ctx, &investigation_id, command).await
     }
 
     /// Voids every approval of the current gate, with the reason.

@@ -1,9 +1,9 @@
 //! Building the schema with its limits.
 
+use crate::limits::{DocumentLimits, DocumentLimitsExtension};
 use crate::mutation::MutationRoot;
 use crate::query::QueryRoot;
 use crate::subscription::SubscriptionRoot;
-use crate::limits::{DocumentLimits, DocumentLimitsExtension};
 use async_graphql::{Schema, SchemaBuilder};
 
 pub type RkflowSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

@@ -553,6 +553,9 @@ pub fn propose(
 pub enum Command {
     Approve {
         comment: Option<String>,
+        /// The phase the approver means; CONFLICT when the investigation is elsewhere (a
+        /// repeated click after the phase moved must not approve the next gate).
+        phase: Option<Phase>,
     },
     RequestChanges {
         reason: String,
@@ -952,7 +955,18 @@ impl Investigation {
         now: DateTime<Utc>,
     ) -> Result<Vec<Change>, DomainError> {
         match command {
-            Command::Approve { comment } => self.approve(relation, comment, now),
+            Command::Approve { comment, phase } => {
+                if let Some(meant) = phase
+                    && meant != self.phase
+                {
+                    return Err(DomainError::conflict(format!(
+                        "the investigation is in {}, not in {}: nothing was approved",
+                        self.phase.as_str(),
+                        meant.as_str()
+                    )));
+                }
+                self.approve(relation, comment, now)
+            }
             Command::RequestChanges { reason } => {
                 let reason = check_line("reason", &reason)?;
                 Ok(vec![Change::ApprovalsVoided {

@@ -379,7 +379,10 @@ fn write(kind: DocumentKind, text: &str) -> Command {
 }
 
 fn approve() -> Command {
-    Command::Approve { comment: None }
+    Command::Approve {
+        comment: None,
+        phase: None,
+    }
 }
 
 fn recommendation(text: &str) -> Command {
@@ -1416,7 +1419,10 @@ fn a_moved_deadline_counts_down_again() {
     world.ok(P::ChairH, Command::Resume);
     let moved = world.rebuttal(world.b).due_at;
     assert!(moved > due);
-    assert!(world.tick().is_empty(), "not yet: the new due instant is further away");
+    assert!(
+        world.tick().is_empty(),
+        "not yet: the new due instant is further away"
+    );
     world.now = moved - Duration::days(7);
     let again = reminders(&world.tick());
     assert_eq!(again.len(), 2, "{again:?}");

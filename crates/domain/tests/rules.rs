@@ -81,7 +81,10 @@ fn write(kind: DocumentKind, text: &str) -> Command {
 }
 
 fn approve() -> Command {
-    Command::Approve { comment: None }
+    Command::Approve {
+        comment: None,
+        phase: None,
+    }
 }
 
 fn recommendation(text: &str) -> Command {
@@ -924,6 +927,7 @@ impl World {
         match cmd {
             Cmd::Approve { comment } => Command::Approve {
                 comment: comment.then(|| "Akkoord.".to_string()),
+                phase: None,
             },
             Cmd::RequestChanges { blank_reason } => request_changes(if *blank_reason {
                 " "
@@ -2457,4 +2461,18 @@ fn a_rebuttal_due_date_that_has_passed_blocks_the_research_gate() {
     assert_eq!(guard.len(), 1, "{guard:?}");
     assert!(guard[0].contains("due date"), "{guard:?}");
     assert_eq!(world.err(Who::Chair(0), approve()).code(), "CONFLICT");
+}
+
+#[test]
+fn an_approval_meant_for_an_earlier_phase_is_a_conflict() {
+    let mut world = World::new(&[1, 1], false);
+    world.advance_to(Phase::Research);
+    let stale = Command::Approve {
+        comment: None,
+        phase: Some(Phase::Proposal),
+    };
+    let error = world.err(Who::Chair(0), stale);
+    assert_eq!(error.code(), "CONFLICT");
+    assert!(error.to_string().contains("RESEARCH"), "{error}");
+    assert!(world.inv.approvals.is_empty());
 }

@@ -326,7 +326,15 @@ async fn seed_investigation(
         "glashouwer@rkc-bloemendaal.demo",
         "vaneijsden@rkc-heemstede.demo",
     ] {
-        run(chair, Command::Approve { comment: None }, None).await?;
+        run(
+            chair,
+            Command::Approve {
+                comment: None,
+                phase: None,
+            },
+            None,
+        )
+        .await?;
     }
     let (command, body) = markdown(DocumentKind::ResearchReport, REPORT_TEXT)?;
     run("schoneveld@berenschot.demo", command, Some(body)).await?;
