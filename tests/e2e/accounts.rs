@@ -746,7 +746,7 @@ async fn forwarded_for_is_ignored_unless_trusted() {
 async fn password_hashes_are_strong_and_rehashed_when_parameters_rise() {
     for_each_backend(|db| async move {
         let email = "rehash@fixture.test";
-        let password = "a sturdy passphrase for rehashing";
+        let password = "a sturdy passphrase for hashing";
         let server = TestServer::start(&db).await;
         let org = org(&server).await;
         let answer = server

@@ -51,6 +51,66 @@ const COMMON_PASSWORDS: &[&str] = &[
     "Password123!",
 ];
 
+/// Words that, padded only with digits or symbols, make a guessable password.
+const COMMON_WORDS: &[&str] = &[
+    "password",
+    "passwords",
+    "wachtwoord",
+    "welkom",
+    "welcome",
+    "qwerty",
+    "azerty",
+    "letmein",
+    "admin",
+    "administrator",
+    "rekenkamer",
+    "rekenkamercommissie",
+    "gemeente",
+    "griffie",
+    "bloemendaal",
+    "heemstede",
+    "haarlem",
+    "amsterdam",
+    "rotterdam",
+    "utrecht",
+    "nederland",
+    "holland",
+    "voorjaar",
+    "zomer",
+    "herfst",
+    "winter",
+    "januari",
+    "februari",
+    "maart",
+    "april",
+    "augustus",
+    "september",
+    "oktober",
+    "november",
+    "december",
+    "iloveyou",
+    "monkey",
+    "dragon",
+    "football",
+    "sunshine",
+    "princess",
+    "rkflow",
+    "changeme",
+    "geheim",
+    "secret",
+];
+
+/// Whether the password is a run of consecutive characters ("123456789012", "abcdefghijkl")
+/// or a stretch of the keyboard's letter rows.
+fn is_sequence(password: &str) -> bool {
+    let bytes = password.as_bytes();
+    bytes.len() >= 8
+        && (bytes.windows(2).all(|w| w[1] == w[0].wrapping_add(1))
+            || bytes.windows(2).all(|w| w[1].wrapping_add(1) == w[0])
+            || "1234567890".repeat(4).contains(password)
+            || "qwertyuiopasdfghjklzxcvbnm".contains(password))
+}
+
 /// Session and login settings.
 #[derive(Clone, Debug)]
 pub struct AuthConfig {
@@ -185,6 +245,28 @@ impl Passwords {
     }
 }
 
+/// Checks the password rules and that the password is not built from the account's own
+/// email address or name.
+pub fn check_password_for(password: &str, email: &str, name: &str) -> ApiResult<()> {
+    check_password_rules(password)?;
+    let lower = password.to_lowercase();
+    let local = accounts::normalize_email(email);
+    let local = local.split('@').next().unwrap_or_default().to_string();
+    let words = std::iter::once(local.as_str())
+        .chain(local.split(['.', '-', '_', '+']))
+        .chain(name.split(|c: char| !c.is_alphanumeric()))
+        .map(str::to_lowercase)
+        .filter(|word| word.chars().count() >= 4)
+        .collect::<Vec<_>>();
+    if words.iter().any(|word| lower.contains(word.as_str())) {
+        return Err(ApiError::bad_input(
+            "password",
+            "the password must not contain your name or email address",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the password rules.
 pub fn check_password_rules(password: &str) -> ApiResult<()> {
     let chars = password.chars().count();
@@ -201,9 +283,19 @@ pub fn check_password_rules(password: &str) -> ApiResult<()> {
         ));
     }
     let lower = password.to_lowercase();
+    let distinct: std::collections::BTreeSet<char> = lower.chars().collect();
+    if distinct.len() < 4 {
+        return Err(ApiError::bad_input(
+            "password",
+            "the password repeats too few different characters",
+        ));
+    }
+    let letters: String = lower.chars().filter(|c| c.is_alphabetic()).collect();
     if COMMON_PASSWORDS
         .iter()
         .any(|common| common.to_lowercase() == lower)
+        || COMMON_WORDS.iter().any(|word| letters == *word)
+        || is_sequence(&lower)
     {
         return Err(ApiError::bad_input(
             "password",

@@ -1,7 +1,7 @@
 //! The mutation root. Each lifecycle mutation is one store command (one transaction with its
 //! audit events); the resolver only parses input and maps the result.
 
-use crate::auth::{self, check_password_rules};
+use crate::auth;
 use crate::context::{request, session, state};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::types::{
@@ -332,6 +332,93 @@ impl MutationRoot {
         Ok(true)
     }
 
+    /// Ends one session: the caller's own, or (ADMIN) anyone's.
+    async fn revoke_session(&self, ctx: &Context<'_>, session_id: ID) -> ApiResult<bool> {
+        let session = session(ctx)?;
+        let id = parse_input_id("sessionId", &session_id)?;
+        let state = state(ctx);
+        let found = accounts::find_session_by_id(&state.db.conn, id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        if found.user_id != session.user.id {
+            authorize_admin(&session.actor, AdminAction::ManageSessions)
+                .map_err(|_| ApiError::not_found())?;
+        }
+        if found.revoked_at.is_some() {
+            return Ok(false);
+        }
+        accounts::revoke_session(&state.db, &request(ctx).origin(), state.clock.now(), id).await?;
+        Ok(true)
+    }
+
+    /// Ends every session of a user (the caller when no userId; another user: ADMIN only),
+    /// optionally keeping the caller's current one; answers how many ended.
+    async fn revoke_all_sessions(
+        &self,
+        ctx: &Context<'_>,
+        user_id: Option<ID>,
+        #[graphql(default = false)] keep_current: bool,
+    ) -> ApiResult<i32> {
+        let session = session(ctx)?;
+        let user = match &user_id {
+            Some(id) => parse_input_id("userId", id)?,
+            None => session.user.id,
+        };
+        if user != session.user.id {
+            authorize_admin(&session.actor, AdminAction::ManageSessions)?;
+        }
+        let state = state(ctx);
+        let keep = (keep_current && user == session.user.id).then_some(session.id);
+        let revoked = accounts::revoke_all_sessions(
+            &state.db,
+            &request(ctx).origin(),
+            state.clock.now(),
+            user,
+            keep,
+        )
+        .await?;
+        Ok(i32::try_from(revoked).unwrap_or(i32::MAX))
+    }
+
+    /// Changes the caller's password; the current one is required. Other sessions end unless
+    /// `revokeOtherSessions` is false.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+        #[graphql(default = true)] revoke_other_sessions: bool,
+    ) -> ApiResult<bool> {
+        let session = session(ctx)?;
+        let state = state(ctx);
+        let user = accounts::find_user(&state.db.conn, session.user.id)
+            .await?
+            .ok_or_else(ApiError::unauthenticated)?;
+        let (matches, _) = state
+            .passwords
+            .verify(Some(user.password_hash.clone()), &current_password)
+            .await?;
+        if !matches {
+            return Err(ApiError::bad_input(
+                "currentPassword",
+                "the current password is not correct",
+            ));
+        }
+        auth::check_password_for(&new_password, &user.email, &user.name)?;
+        let hash = state.passwords.hash(&new_password).await?;
+        accounts::change_password(
+            &state.db,
+            &request(ctx).origin(),
+            state.clock.now(),
+            user.id,
+            &hash,
+            Some(session.id),
+            revoke_other_sessions,
+        )
+        .await?;
+        Ok(true)
+    }
+
     async fn create_municipality(
         &self,
         ctx: &Context<'_>,
@@ -391,7 +478,7 @@ impl MutationRoot {
         require_admin(ctx, AdminAction::CreateUser)?;
         let email = check_email(&email)?;
         let name = check_name("name", &name)?;
-        check_password_rules(&password)?;
+        auth::check_password_for(&password, &email, &name)?;
         let state = state(ctx);
         let hash = state.passwords.hash(&password).await?;
         let created = accounts::create_user(

@@ -1,17 +1,20 @@
 //! The query root.
 
+use crate::auth;
 use crate::context::{load_failed, loaders, request, session, state};
 use crate::error::{ApiError, ApiResult};
 use crate::types::{
     AuditEventConnection, AuditEventEdge, AuditEventObject, AuditVerification, CommissionObject,
     CouncilDecision, InvestigationConnection, InvestigationEdge, InvestigationObject,
     MunicipalityObject, PageInfo, Phase, RecommendationAddressee, RegisterConnection, RegisterEdge,
-    RegisterEntryObject, UserObject, parse_id, parse_input_id,
+    RegisterEntryObject, SessionObject, UserObject, parse_id, parse_input_id,
 };
 use async_graphql::{Context, ID, Object};
 use base64::Engine;
+use rkflow_domain::role::{AdminAction, authorize_admin};
 use rkflow_domain::visibility::{ListingFilter, listing_filter};
 use rkflow_domain::{Action, Actor};
+use rkflow_store::accounts;
 use rkflow_store::investigations::Loaded;
 use rkflow_store::investigations::RegisterFilter;
 use rkflow_store::{audit, investigations, organisation};
@@ -159,6 +162,38 @@ impl QueryRoot {
             .session
             .as_ref()
             .map(|s| UserObject::own(s.user.clone()))
+    }
+
+    /// Live sessions: the caller's own, or (ADMIN) another user's.
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+        user_id: Option<ID>,
+    ) -> ApiResult<Vec<SessionObject>> {
+        let session = session(ctx)?;
+        let user = match &user_id {
+            Some(id) => {
+                let id = parse_input_id("userId", id)?;
+                if id != session.user.id {
+                    authorize_admin(&session.actor, AdminAction::ManageSessions)?;
+                }
+                id
+            }
+            None => session.user.id,
+        };
+        let state = state(ctx);
+        let now = state.clock.now();
+        Ok(accounts::live_sessions(&state.db.conn, user, now)
+            .await?
+            .into_iter()
+            .map(|model| SessionObject {
+                current: model.id == session.id,
+                expires_at: auth::session_expiry(&state.auth, model.created_at, model.last_seen_at)
+                    .min(model.expires_at),
+                model,
+            })
+            .filter(|s| s.expires_at > now)
+            .collect())
     }
 
     async fn municipalities(&self, ctx: &Context<'_>) -> ApiResult<Vec<MunicipalityObject>> {

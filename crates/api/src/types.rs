@@ -1269,3 +1269,41 @@ pub struct RegisterConnection {
     pub page_info: PageInfo,
     pub total_count: i32,
 }
+
+/// One login session.
+pub struct SessionObject {
+    pub model: rkflow_store::entity::session::Model,
+    /// Whether it is the session of this very request.
+    pub current: bool,
+    /// When it ends unless used again (idle and absolute limits).
+    pub expires_at: DateTime<Utc>,
+}
+
+#[Object(name = "Session")]
+impl SessionObject {
+    async fn id(&self) -> ID {
+        ID(self.model.id.to_string())
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.model.created_at
+    }
+
+    async fn last_seen_at(&self) -> DateTime<Utc> {
+        self.model.last_seen_at
+    }
+
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+
+    /// The client address it was opened from.
+    async fn client(&self) -> Option<&str> {
+        self.model.client.as_deref()
+    }
+
+    /// Whether this is the session of the request asking.
+    async fn current(&self) -> bool {
+        self.current
+    }
+}

@@ -185,10 +185,12 @@ pub enum AdminAction {
     RevokeRole,
     ListUsers,
     AdvanceClock,
+    /// List or revoke another user's sessions.
+    ManageSessions,
 }
 
 impl AdminAction {
-    pub const ALL: [AdminAction; 8] = [
+    pub const ALL: [AdminAction; 9] = [
         AdminAction::CreateMunicipality,
         AdminAction::CreateCommission,
         AdminAction::CreateUser,
@@ -197,6 +199,7 @@ impl AdminAction {
         AdminAction::RevokeRole,
         AdminAction::ListUsers,
         AdminAction::AdvanceClock,
+        AdminAction::ManageSessions,
     ];
 
     /// The roles that may perform the action: the permission table for organisation

@@ -95,12 +95,16 @@ pub struct ServeArgs {
     /// Start a manual clock at this instant (RFC 3339); it moves only by `advanceClock`.
     #[arg(long, env = "RKFLOW_MANUAL_CLOCK")]
     pub manual_clock: Option<String>,
-    /// Serve GraphiQL at GET /graphql.
-    #[arg(long, env = "RKFLOW_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
-    pub graphiql: bool,
-    /// Answer introspection queries.
-    #[arg(long, env = "RKFLOW_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
-    pub introspection: bool,
+    /// Serve GraphiQL at GET /graphql (default: only with --demo).
+    #[arg(long, env = "RKFLOW_GRAPHIQL", action = clap::ArgAction::Set)]
+    pub graphiql: Option<bool>,
+    /// Answer introspection queries (default: only with --demo).
+    #[arg(long, env = "RKFLOW_INTROSPECTION", action = clap::ArgAction::Set)]
+    pub introspection: Option<bool>,
+    /// Origins allowed to call the API from a browser (CORS), comma-separated; none by
+    /// default.
+    #[arg(long, env = "RKFLOW_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
     /// Take the client address from the first X-Forwarded-For entry (only behind a proxy
     /// that sets it).
     #[arg(long, env = "RKFLOW_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
@@ -175,6 +179,8 @@ pub struct ServerConfig {
     pub demo: bool,
     pub manual_clock: Option<DateTime<Utc>>,
     pub graphiql: bool,
+    /// Browser origins allowed by CORS (none: no CORS headers at all).
+    pub cors_origins: Vec<String>,
     pub trust_forwarded_for: bool,
     pub auth: AuthConfig,
     pub limits: Limits,
@@ -197,6 +203,7 @@ impl ServerConfig {
             demo: false,
             manual_clock: None,
             graphiql: true,
+            cors_origins: Vec::new(),
             trust_forwarded_for: true,
             auth: AuthConfig::default(),
             limits: Limits::default(),
@@ -269,6 +276,12 @@ impl TryFrom<ServeArgs> for ServerConfig {
         let extra_holidays = parse_list(&args.extra_holidays, "RKFLOW_EXTRA_HOLIDAYS", |text| {
             chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
         })?;
+        let cors_origins = parse_list(&args.cors_origins, "RKFLOW_CORS_ORIGINS", |origin| {
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.ends_with('/')
+                && origin != "*";
+            valid.then(|| origin.to_string())
+        })?;
         Ok(ServerConfig {
             request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
             scheduler_interval: std::time::Duration::from_secs(args.scheduler_interval_seconds),
@@ -280,7 +293,8 @@ impl TryFrom<ServeArgs> for ServerConfig {
             database_url: args.database.database_url,
             demo: args.demo,
             manual_clock,
-            graphiql: args.graphiql,
+            graphiql: args.graphiql.unwrap_or(args.demo),
+            cors_origins,
             trust_forwarded_for: args.trust_forwarded_for,
             auth: AuthConfig {
                 idle_timeout: chrono::Duration::minutes(args.session_idle_minutes),
@@ -295,7 +309,7 @@ impl TryFrom<ServeArgs> for ServerConfig {
             limits: Limits {
                 max_depth: args.max_query_depth,
                 max_complexity: args.max_query_complexity,
-                introspection: args.introspection,
+                introspection: args.introspection.unwrap_or(args.demo),
                 document: rkflow_api::limits::DocumentLimits {
                     max_aliases: args.max_aliases,
                     max_fields: args.max_fields,

@@ -2,7 +2,7 @@
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use rkflow_api::auth::{AuthConfig, Passwords, check_password_rules};
+use rkflow_api::auth::{AuthConfig, Passwords, check_password_for};
 use rkflow_server::config::{AdminCommand, AuditCommand, Cli, Command, ServerConfig};
 use rkflow_server::{open_database, start};
 use std::process::ExitCode;
@@ -93,7 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     first
                 }
             };
-            check_password_rules(&password).map_err(|e| anyhow::anyhow!(e.message))?;
+            check_password_for(&password, &email, &name).map_err(|e| anyhow::anyhow!(e.message))?;
             let db = open_database(&database.database_url).await?;
             let passwords =
                 Passwords::new(&AuthConfig::default()).map_err(|e| anyhow::anyhow!(e.message))?;

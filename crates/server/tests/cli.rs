@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rkflow");
 const SCHEMA_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../graphql/schema.graphql");
-const ADMIN_PASSWORD: &str = "a long admin passphrase 2019";
+const ADMIN_PASSWORD: &str = "a long secure passphrase 2019";
 
 /// Runs the binary with a clean environment for its own variables.
 fn rkflow(args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -625,3 +625,109 @@ pub async fn create_admin(
     txn.commit().await?;
     Ok(created)
 }
+
+/// A user's sessions that are neither revoked nor past their absolute expiry, newest first.
+pub async fn live_sessions<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<session::Model>> {
+    Ok(session::Entity::find()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .order_by_desc(session::Column::CreatedAt)
+        .order_by_desc(session::Column::Id)
+        .all(db)
+        .await?)
+}
+
+pub async fn find_session_by_id<C: ConnectionTrait>(
+    db: &C,
+    session_id: Uuid,
+) -> StoreResult<Option<session::Model>> {
+    Ok(session::Entity::find_by_id(session_id).one(db).await?)
+}
+
+/// Revokes every live session of a user (optionally keeping one), with its audit event.
+pub async fn revoke_all_sessions(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+) -> StoreResult<u64> {
+    let txn = db.begin_write().await?;
+    let mut update = session::Entity::update_many()
+        .col_expr(
+            session::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        update = update.filter(session::Column::Id.ne(keep));
+    }
+    let revoked = update.exec(&txn).await?.rows_affected;
+    audit::append(
+        &txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "auth.sessions_revoked",
+            investigation: None,
+            data: json!({ "user": user_id, "revoked": revoked, "kept": keep }),
+        }],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(revoked)
+}
+
+/// Replaces a user's password hash (a password change), revoking their other sessions when
+/// asked, with its audit event.
+pub async fn change_password(
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    password_hash: &str,
+    keep_session: Option<Uuid>,
+    revoke_others: bool,
+) -> StoreResult<u64> {
+    let txn = db.begin_write().await?;
+    user::Entity::update(user::ActiveModel {
+        id: Set(user_id),
+        password_hash: Set(password_hash.to_string()),
+        ..Default::default()
+    })
+    .exec(&txn)
+    .await?;
+    let mut revoked = 0;
+    if revoke_others {
+        let mut update = session::Entity::update_many()
+            .col_expr(
+                session::Column::RevokedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::RevokedAt.is_null());
+        if let Some(keep) = keep_session {
+            update = update.filter(session::Column::Id.ne(keep));
+        }
+        revoked = update.exec(&txn).await?.rows_affected;
+    }
+    audit::append(
+        &txn,
+        origin,
+        now,
+        &[NewEvent {
+            action: "user.password_changed",
+            investigation: None,
+            data: json!({ "user": user_id, "sessionsRevoked": revoked }),
+        }],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(revoked)
+}
