@@ -10,3 +10,6 @@ mod permissions;
 mod rebuttal;
 mod support;
 mod visibility;
+mod leaks;
+mod robustness;
+mod security;
