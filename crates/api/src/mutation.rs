@@ -951,15 +951,12 @@ impl MutationRoot {
             )),
             Some(Ok(now)) => {
                 let txn = state.db.begin_write().await?;
-                audit::append(
+                audit::record(
                     &txn,
                     &request(ctx).origin(),
                     now,
-                    &[audit::NewEvent {
-                        action: "clock.advanced",
-                        investigation: None,
-                        data: serde_json::json!({ "from": before, "to": now }),
-                    }],
+                    "clock.advanced",
+                    serde_json::json!({ "from": before, "to": now }),
                 )
                 .await?;
                 txn.commit().await?;

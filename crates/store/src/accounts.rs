@@ -1,7 +1,7 @@
 //! Users, role grants, sessions and login attempts.
 
 use crate::Db;
-use crate::audit::{self, NewEvent, Origin};
+use crate::audit::{self, Origin};
 use crate::entity::{login_attempt, role_grant, session, user};
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
@@ -104,15 +104,12 @@ async fn create_user_in(
         }
         return Err(err);
     }
-    audit::append(
+    audit::record(
         txn,
         origin,
         now,
-        &[NewEvent {
-            action: "user.created",
-            investigation: None,
-            data: json!({ "user": model.id, "email": email, "name": name }),
-        }],
+        "user.created",
+        json!({ "user": model.id, "email": email, "name": name }),
     )
     .await?;
     Ok(model)
@@ -139,21 +136,19 @@ pub async fn set_disabled(
     let updated = active.update(&txn).await?;
     let mut revoked = 0;
     if disabled {
-        revoked = revoke_sessions_of(&txn, user_id, now).await?;
+        revoked = revoke_sessions_of(&txn, user_id, now, None).await?;
     }
-    audit::append(
+    let action = if disabled {
+        "user.disabled"
+    } else {
+        "user.enabled"
+    };
+    audit::record(
         &txn,
         origin,
         now,
-        &[NewEvent {
-            action: if disabled {
-                "user.disabled"
-            } else {
-                "user.enabled"
-            },
-            investigation: None,
-            data: json!({ "user": user_id, "sessionsRevoked": revoked }),
-        }],
+        action,
+        json!({ "user": user_id, "sessionsRevoked": revoked }),
     )
     .await?;
     txn.commit().await?;
@@ -169,22 +164,13 @@ pub async fn replace_password_hash(
     password_hash: &str,
 ) -> StoreResult<()> {
     let txn = db.begin_write().await?;
-    user::Entity::update(user::ActiveModel {
-        id: Set(user_id),
-        password_hash: Set(password_hash.to_string()),
-        ..Default::default()
-    })
-    .exec(&txn)
-    .await?;
-    audit::append(
+    set_password_hash(&txn, user_id, password_hash).await?;
+    audit::record(
         &txn,
         origin,
         now,
-        &[NewEvent {
-            action: "user.password_rehashed",
-            investigation: None,
-            data: json!({ "user": user_id }),
-        }],
+        "user.password_rehashed",
+        json!({ "user": user_id }),
     )
     .await?;
     txn.commit().await?;
@@ -279,21 +265,18 @@ async fn grant_role_in(
     role_grant::Entity::insert(sea_orm::IntoActiveModel::into_active_model(model.clone()))
         .exec(txn)
         .await?;
-    audit::append(
+    audit::record(
         txn,
         origin,
         now,
-        &[NewEvent {
-            action: "role.granted",
-            investigation: None,
-            data: json!({
-                "grant": model.id,
-                "user": user_id,
-                "role": model.role,
-                "commission": commission_id,
-                "municipality": municipality_id,
-            }),
-        }],
+        "role.granted",
+        json!({
+            "grant": model.id,
+            "user": user_id,
+            "role": model.role,
+            "commission": commission_id,
+            "municipality": municipality_id,
+        }),
     )
     .await?;
     grant_of(&model)
@@ -312,21 +295,18 @@ pub async fn revoke_role(
     role_grant::Entity::delete_by_id(grant_id)
         .exec(&txn)
         .await?;
-    audit::append(
+    audit::record(
         &txn,
         origin,
         now,
-        &[NewEvent {
-            action: "role.revoked",
-            investigation: None,
-            data: json!({
-                "grant": grant_id,
-                "user": model.user_id,
-                "role": model.role,
-                "commission": model.commission_id,
-                "municipality": model.municipality_id,
-            }),
-        }],
+        "role.revoked",
+        json!({
+            "grant": grant_id,
+            "user": model.user_id,
+            "role": model.role,
+            "commission": model.commission_id,
+            "municipality": model.municipality_id,
+        }),
     )
     .await?;
     txn.commit().await?;
@@ -359,15 +339,12 @@ pub async fn create_session(
         .exec(&txn)
         .await?;
     record_attempt(&txn, account_key, origin, true, now).await?;
-    audit::append(
+    audit::record(
         &txn,
         origin,
         now,
-        &[NewEvent {
-            action: "auth.login_succeeded",
-            investigation: None,
-            data: json!({ "user": user_id, "session": model.id }),
-        }],
+        "auth.login_succeeded",
+        json!({ "user": user_id, "session": model.id }),
     )
     .await?;
     txn.commit().await?;
@@ -442,15 +419,12 @@ pub async fn record_failed_login(
     if reservation.is_none() {
         record_attempt(&txn, account_key, origin, false, now).await?;
     }
-    audit::append(
+    audit::record(
         &txn,
         origin,
         now,
-        &[NewEvent {
-            action: "auth.login_failed",
-            investigation: None,
-            data: json!({ "account": account_key, "reason": reason }),
-        }],
+        "auth.login_failed",
+        json!({ "account": account_key, "reason": reason }),
     )
     .await?;
     txn.commit().await?;
@@ -556,36 +530,36 @@ pub async fn revoke_session(
     })
     .exec(&txn)
     .await?;
-    audit::append(
+    audit::record(
         &txn,
         origin,
         now,
-        &[NewEvent {
-            action: "auth.logout",
-            investigation: None,
-            data: json!({ "session": session_id }),
-        }],
+        "auth.logout",
+        json!({ "session": session_id }),
     )
     .await?;
     txn.commit().await?;
     Ok(())
 }
 
+/// Revokes a user's live sessions, except `keep`; answers how many.
 async fn revoke_sessions_of<C: ConnectionTrait>(
     db: &C,
     user_id: Uuid,
     now: DateTime<Utc>,
+    keep: Option<Uuid>,
 ) -> StoreResult<u64> {
-    let result = session::Entity::update_many()
+    let mut update = session::Entity::update_many()
         .col_expr(
             session::Column::RevokedAt,
             sea_orm::sea_query::Expr::value(now),
         )
         .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected)
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        update = update.filter(session::Column::Id.ne(keep));
+    }
+    Ok(update.exec(db).await?.rows_affected)
 }
 
 /// Whether any ADMIN exists (for the first-admin bootstrap).
@@ -626,6 +600,21 @@ pub async fn create_admin(
     Ok(created)
 }
 
+async fn set_password_hash(
+    txn: &DatabaseTransaction,
+    user_id: Uuid,
+    password_hash: &str,
+) -> StoreResult<()> {
+    user::Entity::update(user::ActiveModel {
+        id: Set(user_id),
+        password_hash: Set(password_hash.to_string()),
+        ..Default::default()
+    })
+    .exec(txn)
+    .await?;
+    Ok(())
+}
+
 /// A user's sessions that are neither revoked nor past their absolute expiry, newest first.
 pub async fn live_sessions<C: ConnectionTrait>(
     db: &C,
@@ -658,26 +647,13 @@ pub async fn revoke_all_sessions(
     keep: Option<Uuid>,
 ) -> StoreResult<u64> {
     let txn = db.begin_write().await?;
-    let mut update = session::Entity::update_many()
-        .col_expr(
-            session::Column::RevokedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null());
-    if let Some(keep) = keep {
-        update = update.filter(session::Column::Id.ne(keep));
-    }
-    let revoked = update.exec(&txn).await?.rows_affected;
-    audit::append(
+    let revoked = revoke_sessions_of(&txn, user_id, now, keep).await?;
+    audit::record(
         &txn,
         origin,
         now,
-        &[NewEvent {
-            action: "auth.sessions_revoked",
-            investigation: None,
-            data: json!({ "user": user_id, "revoked": revoked, "kept": keep }),
-        }],
+        "auth.sessions_revoked",
+        json!({ "user": user_id, "revoked": revoked, "kept": keep }),
     )
     .await?;
     txn.commit().await?;
@@ -696,36 +672,17 @@ pub async fn change_password(
     revoke_others: bool,
 ) -> StoreResult<u64> {
     let txn = db.begin_write().await?;
-    user::Entity::update(user::ActiveModel {
-        id: Set(user_id),
-        password_hash: Set(password_hash.to_string()),
-        ..Default::default()
-    })
-    .exec(&txn)
-    .await?;
+    set_password_hash(&txn, user_id, password_hash).await?;
     let mut revoked = 0;
     if revoke_others {
-        let mut update = session::Entity::update_many()
-            .col_expr(
-                session::Column::RevokedAt,
-                sea_orm::sea_query::Expr::value(now),
-            )
-            .filter(session::Column::UserId.eq(user_id))
-            .filter(session::Column::RevokedAt.is_null());
-        if let Some(keep) = keep_session {
-            update = update.filter(session::Column::Id.ne(keep));
-        }
-        revoked = update.exec(&txn).await?.rows_affected;
+        revoked = revoke_sessions_of(&txn, user_id, now, keep_session).await?;
     }
-    audit::append(
+    audit::record(
         &txn,
         origin,
         now,
-        &[NewEvent {
-            action: "user.password_changed",
-            investigation: None,
-            data: json!({ "user": user_id, "sessionsRevoked": revoked }),
-        }],
+        "user.password_changed",
+        json!({ "user": user_id, "sessionsRevoked": revoked }),
     )
     .await?;
     txn.commit().await?;

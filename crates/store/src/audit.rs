@@ -91,6 +91,28 @@ pub async fn append(
     Ok(written)
 }
 
+/// Appends one event that belongs to no investigation (accounts, organisation, the clock).
+pub async fn record(
+    txn: &DatabaseTransaction,
+    origin: &Origin,
+    at: DateTime<Utc>,
+    action: &str,
+    data: serde_json::Value,
+) -> StoreResult<()> {
+    append(
+        txn,
+        origin,
+        at,
+        &[NewEvent {
+            action,
+            investigation: None,
+            data,
+        }],
+    )
+    .await
+    .map(drop)
+}
+
 /// JSON with sorted keys and no whitespace (serde_json's map is ordered).
 pub fn canonical_json(value: &serde_json::Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())

@@ -1,7 +1,7 @@
 //! Municipalities (with their council and college) and commissions.
 
 use crate::Db;
-use crate::audit::{self, NewEvent, Origin};
+use crate::audit::{self, Origin};
 use crate::entity::{commission, commission_municipality, municipality};
 use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
@@ -48,15 +48,12 @@ pub async fn create_municipality(
         .exec(&txn)
         .await
         .map_err(|err| unique_name(err.into(), "municipality"))?;
-    audit::append(
+    audit::record(
         &txn,
         origin,
         now,
-        &[NewEvent {
-            action: "municipality.created",
-            investigation: None,
-            data: json!({ "municipality": model.id, "name": name }),
-        }],
+        "municipality.created",
+        json!({ "municipality": model.id, "name": name }),
     )
     .await?;
     txn.commit().await?;
@@ -97,15 +94,12 @@ pub async fn create_commission(
     }))
     .exec(&txn)
     .await?;
-    audit::append(
+    audit::record(
         &txn,
         origin,
         now,
-        &[NewEvent {
-            action: "commission.created",
-            investigation: None,
-            data: json!({ "commission": model.id, "name": name, "municipalities": municipality_ids }),
-        }],
+        "commission.created",
+        json!({ "commission": model.id, "name": name, "municipalities": municipality_ids }),
     )
     .await?;
     txn.commit().await?;
