@@ -120,7 +120,8 @@ pub struct AuthConfig {
     pub absolute_timeout: Duration,
     /// Window in which failed logins are counted.
     pub throttle_window: Duration,
-    /// Failed logins per account within the window before TOO_MANY_REQUESTS.
+    /// Failed logins per account within the window before TOO_MANY_REQUESTS (a wrong current
+    /// password in a password change counts as one).
     pub max_failures_per_account: u64,
     /// Failed logins per client address within the window before TOO_MANY_REQUESTS.
     pub max_failures_per_client: u64,
@@ -381,6 +382,59 @@ pub async fn resolve_session(
         user: owner,
         actor,
     }))
+}
+
+/// Checks a logged-in user's current password (before a password change) under the login
+/// throttle of the account: a wrong one counts and is audited as a failed login, so a stolen
+/// session cannot guess the password faster than logins could. BAD_USER_INPUT on
+/// `currentPassword` when wrong, TOO_MANY_REQUESTS when throttled.
+pub async fn verify_current_password(
+    db: &Db,
+    config: &AuthConfig,
+    passwords: &Passwords,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    user: &user::Model,
+    password: &str,
+) -> ApiResult<()> {
+    let key = account_key(&user.email);
+    let reservation = accounts::reserve_login_attempt(
+        db,
+        origin,
+        now,
+        &key,
+        now - config.throttle_window,
+        config.max_failures_per_account,
+        config.max_failures_per_client,
+    )
+    .await?;
+    let Some(reservation) = reservation else {
+        accounts::record_failed_login(db, origin, now, &key, "throttled", None).await?;
+        return Err(ApiError::new(
+            Code::TooManyRequests,
+            "too many failed password checks; wait a few minutes and try again",
+        ));
+    };
+    let (matches, _) = passwords
+        .verify(Some(user.password_hash.clone()), password)
+        .await?;
+    if !matches {
+        accounts::record_failed_login(
+            db,
+            origin,
+            now,
+            &key,
+            "wrong current password",
+            Some(reservation),
+        )
+        .await?;
+        return Err(ApiError::bad_input(
+            "currentPassword",
+            "the current password is not correct",
+        ));
+    }
+    accounts::release_login_attempt(&db.conn, reservation).await?;
+    Ok(())
 }
 
 /// Logs in: throttle check, password verification (same answer and time for an unknown email

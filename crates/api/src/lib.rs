@@ -9,6 +9,7 @@ pub mod clock;
 pub mod context;
 pub mod error;
 pub mod files;
+pub mod input;
 pub mod limits;
 pub mod mutation;
 pub mod query;

@@ -161,6 +161,64 @@ impl Extension for DocumentLimitsExtension {
     }
 }
 
+/// Whether a document selects `__schema` or `__type` anywhere (operations and fragments).
+pub fn asks_for_schema(document: &ExecutableDocument) -> bool {
+    fn asks(set: &SelectionSet, depth: usize) -> bool {
+        depth <= 64
+            && set.items.iter().any(|selection| match &selection.node {
+                Selection::Field(field) => {
+                    matches!(field.node.name.node.as_str(), "__schema" | "__type")
+                        || asks(&field.node.selection_set.node, depth + 1)
+                }
+                Selection::InlineFragment(fragment) => {
+                    asks(&fragment.node.selection_set.node, depth + 1)
+                }
+                Selection::FragmentSpread(_) => false,
+            })
+    }
+    document
+        .operations
+        .iter()
+        .any(|(_, operation)| asks(&operation.node.selection_set.node, 0))
+        || document
+            .fragments
+            .values()
+            .any(|fragment| asks(&fragment.node.selection_set.node, 0))
+}
+
+/// Refuses introspection when it is switched off. async-graphql's `disable_introspection`
+/// alone answers `__schema` and `__type` with a silent null; this makes it an error with a
+/// code, before validation and execution.
+pub struct IntrospectionDisabled;
+
+impl ExtensionFactory for IntrospectionDisabled {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(IntrospectionDisabled)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for IntrospectionDisabled {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        if asks_for_schema(&document) {
+            let mut error = ServerError::new("introspection is disabled on this server", None);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "BAD_USER_INPUT");
+            return Err(error);
+        }
+        Ok(document)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +270,18 @@ mod tests {
         let query =
             format!("query {{ me {{ ...F ...F ...F }} }} fragment F on User {{ {fields} }}");
         assert!(checked(&query).is_err());
+    }
+
+    #[test]
+    fn schema_requests_are_found_in_operations_and_fragments() {
+        let asks = |query: &str| asks_for_schema(&parse_query(query).unwrap());
+        assert!(asks("{ __schema { types { name } } }"));
+        assert!(asks("{ __type(name: \"User\") { name } }"));
+        assert!(asks("{ ... on Query { __schema { types { name } } } }"));
+        assert!(asks(
+            "{ ...F } fragment F on Query { __type(name: \"User\") { name } }"
+        ));
+        assert!(!asks("{ __typename me { id __typename } }"));
     }
 
     #[test]

@@ -394,16 +394,16 @@ impl MutationRoot {
         let user = accounts::find_user(&state.db.conn, session.user.id)
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
-        let (matches, _) = state
-            .passwords
-            .verify(Some(user.password_hash.clone()), &current_password)
-            .await?;
-        if !matches {
-            return Err(ApiError::bad_input(
-                "currentPassword",
-                "the current password is not correct",
-            ));
-        }
+        auth::verify_current_password(
+            &state.db,
+            &state.auth,
+            &state.passwords,
+            &request(ctx).origin(),
+            state.clock.now(),
+            &user,
+            &current_password,
+        )
+        .await?;
         auth::check_password_for(&new_password, &user.email, &user.name)?;
         let hash = state.passwords.hash(&new_password).await?;
         accounts::change_password(

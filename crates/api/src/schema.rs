@@ -1,6 +1,6 @@
 //! Building the schema with its limits.
 
-use crate::limits::{DocumentLimits, DocumentLimitsExtension};
+use crate::limits::{DocumentLimits, DocumentLimitsExtension, IntrospectionDisabled};
 use crate::mutation::MutationRoot;
 use crate::query::QueryRoot;
 use crate::subscription::SubscriptionRoot;
@@ -40,9 +40,12 @@ pub fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, MutationRoot, Subscri
         .limit_recursive_depth(32)
         .limit_directives(limits.document.max_directives_per_field)
         .disable_suggestions()
-        .extension(DocumentLimitsExtension(limits.document));
+        .extension(DocumentLimitsExtension(limits.document))
+        .extension(crate::input::NoNulText);
     if !limits.introspection {
-        builder = builder.disable_introspection();
+        builder = builder
+            .disable_introspection()
+            .extension(IntrospectionDisabled);
     }
     builder
 }

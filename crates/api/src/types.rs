@@ -427,8 +427,14 @@ impl InvestigationObject {
             })
             .cloned()
             .collect();
+        let title = if self.view.sees_title(&self.loaded.domain, domain) {
+            model.title.clone()
+        } else {
+            domain.kind.default_title().to_string()
+        };
         (!versions.is_empty()).then(|| DocumentObject {
             model: model.clone(),
+            title,
             versions,
         })
     }
@@ -680,6 +686,8 @@ impl RapporteurObject {
 
 pub struct DocumentObject {
     pub model: document::Model,
+    /// The title as the caller may see it (`View::sees_title`).
+    pub title: String,
     /// Only the versions the caller may see.
     pub versions: Vec<document_version::Model>,
 }
@@ -697,7 +705,7 @@ impl DocumentObject {
     }
 
     async fn title(&self) -> &str {
-        &self.model.title
+        &self.title
     }
 
     async fn versions(&self) -> Vec<VersionObject> {

@@ -168,6 +168,18 @@ impl View {
             || investigation.frozen.bundle.contains(&response.version)
     }
 
+    /// Whether the caller sees a document's current title. A new version may retitle its
+    /// document, so the title belongs to the latest version: whoever does not see that version
+    /// (the civil service, which sees the report as it was when the factual check started) sees
+    /// the kind's own name instead. An ANNEX keeps its title: annexes are told apart by it and
+    /// it never changes.
+    pub fn sees_title(&self, investigation: &Investigation, document: &DocumentState) -> bool {
+        document.kind == DocumentKind::Annex
+            || document
+                .latest()
+                .is_some_and(|latest| self.sees_version(investigation, document, latest.id))
+    }
+
     /// One version of one document.
     pub fn sees_version(
         &self,

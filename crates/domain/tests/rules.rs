@@ -2246,6 +2246,45 @@ fn the_civil_service_sees_the_factual_check_base() {
 }
 
 #[test]
+fn a_title_set_by_a_version_shows_only_with_that_version() {
+    let mut world = World::new(&[1], false);
+    world.advance_to(Phase::Research);
+    world.ok(
+        Who::Member,
+        version(
+            DocumentKind::ResearchReport,
+            Some("Concept"),
+            None,
+            "# Rapport",
+        ),
+    );
+    let base = world.latest_version(DocumentKind::ResearchReport);
+    world
+        .inv
+        .frozen
+        .insert(FreezePurpose::FactualCheckBase, &[base]);
+    let title_seen = |world: &World, who: Who| {
+        let view = View::of(&world.inv, &world.actor(who));
+        let document = world.inv.document(DocumentKind::ResearchReport).unwrap();
+        view.sees_title(&world.inv, document)
+    };
+    assert!(title_seen(&world, Who::CivilService));
+    // A revision under a new title: the civil service still sees the base, not the new title.
+    world.ok(
+        Who::Member,
+        version(
+            DocumentKind::ResearchReport,
+            Some("Definitief: de raad heeft geen grip"),
+            Some(1),
+            "# Rapport 2",
+        ),
+    );
+    assert!(sees(&world, Who::CivilService, base));
+    assert!(!title_seen(&world, Who::CivilService));
+    assert!(title_seen(&world, Who::Member));
+}
+
+#[test]
 fn an_admin_sees_nothing() {
     let mut world = World::new(&[1, 2], true);
     let admin = world.admin.clone();

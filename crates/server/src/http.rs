@@ -43,9 +43,30 @@ pub fn router(state: AppState) -> Router {
         )
         .with_state(state);
     match cors {
-        Some(cors) => router.layer(cors),
+        Some(cors) => router.layer(cors).layer(axum::middleware::map_response(
+            cors_only_for_allowed_origins,
+        )),
         None => router,
     }
+}
+
+/// tower-http answers every preflight with the allowed methods and headers and leaves out only
+/// Access-Control-Allow-Origin for an origin it does not allow. A browser refuses such an
+/// answer anyway; here such an origin gets no CORS headers at all.
+async fn cors_only_for_allowed_origins(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        for name in [
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            header::ACCESS_CONTROL_MAX_AGE,
+        ] {
+            headers.remove(name);
+        }
+    }
+    response
 }
 
 /// CORS for the configured browser origins only: GET and POST, the Authorization and
@@ -104,12 +125,36 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Whether the database answers within a second.
+async fn database_reachable(state: &AppState) -> bool {
+    tokio::time::timeout(std::time::Duration::from_secs(1), state.api.db.ping())
+        .await
+        .unwrap_or(false)
+}
+
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.api.db.ping().await {
+    if database_reachable(&state).await {
         (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
     }
+}
+
+/// An internal failure while the database is unreachable is an outage: 503 with Retry-After,
+/// so that clients and load balancers back off instead of treating it as a bug.
+async fn outage(state: &AppState) -> Option<Response> {
+    if database_reachable(state).await {
+        return None;
+    }
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Code::Internal,
+        "the database is unreachable; try again shortly",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    Some(response)
 }
 
 async fn graphiql(State(state): State<AppState>) -> Response {
@@ -186,6 +231,41 @@ async fn request_context(
         request_id: Uuid::new_v4().simple().to_string(),
         reads: Default::default(),
     })
+}
+
+/// Denied requests (no session, refused, hidden, throttled) are logged on the security
+/// target with who and from where, so that peaks can be watched; never with arguments.
+fn log_denials(errors: &[ServerError], origin: &rkflow_store::Origin) {
+    for error in errors {
+        let code = error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+            .map(|code| code.to_string())
+            .unwrap_or_default();
+        let code = code.trim_matches('"');
+        if matches!(
+            code,
+            "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "TOO_MANY_REQUESTS"
+        ) {
+            let path: Vec<String> = error
+                .path
+                .iter()
+                .map(|segment| match segment {
+                    async_graphql::PathSegment::Field(name) => name.clone(),
+                    async_graphql::PathSegment::Index(index) => index.to_string(),
+                })
+                .collect();
+            tracing::info!(
+                target: "rkflow::security",
+                code,
+                field = %path.join("."),
+                user = ?origin.actor,
+                client = origin.client.as_deref().unwrap_or(""),
+                "request denied"
+            );
+        }
+    }
 }
 
 /// Every error leaves with a code: errors from parsing, validation and limits (which
@@ -287,6 +367,12 @@ async fn graphql(
     let client = client_address(&state, &headers, peer);
     let context = match request_context(&state, &headers, client).await {
         Ok(context) => context,
+        Err(err) if err.code == Code::Internal => {
+            return match outage(&state).await {
+                Some(response) => response,
+                None => api_error_response(err),
+            };
+        }
         Err(err) => return api_error_response(err),
     };
     let reads = context.reads.clone();
@@ -309,6 +395,17 @@ async fn graphql(
         tracing::error!(code = err.code.as_str(), "auditing content reads failed");
     }
     ensure_codes(&mut response.errors);
+    log_denials(&response.errors, &origin);
+    let internal = response.errors.iter().any(|error| {
+        error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+            .is_some_and(|code| code.to_string().contains("INTERNAL"))
+    });
+    if internal && let Some(outage) = outage(&state).await {
+        return outage;
+    }
     let mut http = Json(response).into_response();
     http.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -449,6 +546,15 @@ async fn download_bundle(State(state): State<AppState>, Path(id): Path<String>) 
             if let Ok(value) = HeaderValue::from_str(&bundle.manifest_sha256) {
                 headers.insert("x-manifest-sha256", value);
             }
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            );
+            // Public and never changing once submitted.
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600, immutable"),
+            );
             response
         }
         Err(err) => api_error_response(err),

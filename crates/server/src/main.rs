@@ -14,7 +14,7 @@ fn init_logging() {
     let json = std::env::var("RKFLOW_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stdout);
     if json {
         builder.json().init();
     } else {

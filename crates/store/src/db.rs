@@ -51,7 +51,7 @@ impl Db {
         let mut options = ConnectOptions::new(url);
         options
             .sqlx_logging(false)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(3))
             .connect_timeout(Duration::from_secs(5));
         if sqlite {
             // One pinned connection keeps an in-memory database alive.
