@@ -53,3 +53,24 @@ pub(crate) fn index(
     }
     statement.to_owned()
 }
+
+/// A foreign key from `table.investigation_id` to `investigation.id`.
+pub(crate) fn belongs_to_investigation(table: &'static str) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .from(table, "investigation_id")
+        .to("investigation", "id")
+        .to_owned()
+}
+
+/// Drops tables in the given order (a migration's `down`).
+pub(crate) async fn drop_tables(
+    manager: &SchemaManager<'_>,
+    tables: &[&'static str],
+) -> Result<(), DbErr> {
+    for table in tables {
+        manager
+            .drop_table(Table::drop().table(*table).to_owned())
+            .await?;
+    }
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Accounts, sessions, login throttling, organisation, role grants and the audit log.
 
-use crate::{create_table, index};
+use crate::{create_table, drop_tables, index};
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
@@ -172,21 +172,20 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            "audit_head",
-            "audit_event",
-            "role_grant",
-            "commission_municipality",
-            "commission",
-            "municipality",
-            "login_attempt",
-            "session",
-            "app_user",
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            &[
+                "audit_head",
+                "audit_event",
+                "role_grant",
+                "commission_municipality",
+                "commission",
+                "municipality",
+                "login_attempt",
+                "session",
+                "app_user",
+            ],
+        )
+        .await
     }
 }

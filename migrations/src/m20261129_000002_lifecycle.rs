@@ -1,19 +1,12 @@
 //! Investigations: participants, rapporteurs, documents and immutable versions, approvals,
 //! recommendations and frozen version sets.
 
-use crate::{create_table, index};
+use crate::{belongs_to_investigation, create_table, drop_tables, index};
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn belongs_to_investigation(table: &'static str) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(table, "investigation_id")
-        .to("investigation", "id")
-        .to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -187,21 +180,20 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            "frozen_version",
-            "recommendation",
-            "approval",
-            "version_content",
-            "document_version",
-            "document",
-            "rapporteur",
-            "investigation_commission",
-            "investigation",
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            &[
+                "frozen_version",
+                "recommendation",
+                "approval",
+                "version_content",
+                "document_version",
+                "document",
+                "rapporteur",
+                "investigation_commission",
+                "investigation",
+            ],
+        )
+        .await
     }
 }

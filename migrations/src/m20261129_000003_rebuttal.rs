@@ -1,19 +1,12 @@
 //! The factual check and the rebuttal round: deadlines, reminders, responses with their
 //! colleges and positions, extension requests and the commissions' votes on them.
 
-use crate::{create_table, index};
+use crate::{belongs_to_investigation, create_table, drop_tables, index};
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn belongs_to_investigation(table: &'static str) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(table, "investigation_id")
-        .to("investigation", "id")
-        .to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -141,19 +134,18 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            "extension_vote",
-            "extension_request",
-            "response_position",
-            "response_college",
-            "response",
-            "deadline_reminder",
-            "deadline",
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            &[
+                "extension_vote",
+                "extension_request",
+                "response_position",
+                "response_college",
+                "response",
+                "deadline_reminder",
+                "deadline",
+            ],
+        )
+        .await
     }
 }

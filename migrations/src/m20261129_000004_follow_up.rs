@@ -1,19 +1,12 @@
 //! Council submissions with their frozen bundles, council decisions (history kept, one current
 //! per council and recommendation) and implementation updates.
 
-use crate::{create_table, index};
+use crate::{belongs_to_investigation, create_table, drop_tables, index};
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn belongs_to_investigation(table: &'static str) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(table, "investigation_id")
-        .to("investigation", "id")
-        .to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -91,16 +84,15 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            "implementation_update",
-            "council_decision",
-            "submission_version",
-            "council_submission",
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            &[
+                "implementation_update",
+                "council_decision",
+                "submission_version",
+                "council_submission",
+            ],
+        )
+        .await
     }
 }
