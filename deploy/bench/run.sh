@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The benchmark of issue 7 in one command: builds the release binaries, seeds a fresh
+# PostgreSQL database and a fresh SQLite file, serves each with `rkflow serve` (release), runs
+# W1–W4 at each concurrency, the raw-SQL baseline of W1–W3 with pgbench on the same data, and
+# writes the figures to $OUT/results.jsonl and $OUT/results.md. See BENCHMARKS.md.
+#
+# Settings (environment):
+#   N=2000               investigations to seed
+#   DURATION=20          seconds measured per run (after WARMUP=2 seconds)
+#   CONCURRENCY="1 16"   concurrencies
+#   BACKENDS="postgres sqlite"
+#   PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres   (a role that may create databases)
+#   PG_LOG=…             the PostgreSQL server log (for capturing the statements of W1–W3);
+#                        default: /var/log/postgresql/postgresql-*-main.log
+#   OUT=target/bench/<timestamp>
+set -euo pipefail
+
+N=${N:-2000}
+DURATION=${DURATION:-20}
+WARMUP=${WARMUP:-2}
+CONCURRENCY=${CONCURRENCY:-"1 16"}
+BACKENDS=${BACKENDS:-"postgres sqlite"}
+SEED=${SEED:-2019}
+PORT=${PORT:-18080}
+export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
+PG_DB=rkflow_bench_${N}
+PG_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${PG_DB}"
+
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+OUT=${OUT:-$ROOT/target/bench/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+: > "$RESULTS"
+SQLITE_FILE=$OUT/rkflow-bench-${N}.db
+
+for tool in psql pgbench curl; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is needed" >&2; exit 1; }
+done
+
+info() {
+  echo "$*"
+  printf '{"kind":"info","text":"%s"}\n' "$(echo "$*" | sed 's/"/\\"/g')" >> "$RESULTS"
+}
+
+echo "== building (release)"
+cargo build --release -p rkflow -p rkflow-bench
+BIN=$ROOT/target/release
+
+info "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
+info "PostgreSQL: $(psql -d postgres -Atc 'show server_version') (shared_buffers $(psql -d postgres -Atc 'show shared_buffers')); $(rustc --version)"
+info "N=$N investigations, seed $SEED, ${DURATION} s per run after ${WARMUP} s warm-up, concurrency: $CONCURRENCY"
+
+SERVER_PID=
+start_server() { # url
+  RKFLOW_LOG=warn "$BIN/rkflow" serve --database-url "$1" --listen "127.0.0.1:$PORT" \
+    > "$OUT/server-$LABEL.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "run.sh: the server did not get ready" >&2
+  exit 1
+}
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+  fi
+}
+trap stop_server EXIT
+
+load() { # workload concurrency [extra args]
+  local w=$1 c=$2
+  shift 2
+  "$BIN/rkflow-bench" load --url "http://127.0.0.1:$PORT" --workload "$w" --concurrency "$c" \
+    --duration "$DURATION" --warmup "$WARMUP" --server-pid "$SERVER_PID" --label "$LABEL" \
+    --json-out "$RESULTS" "$@"
+}
+
+pgbench_run() { # workload concurrency
+  local w=$1 c=$2 files=() jobs=$(( $2 < 2 ? $2 : 2 ))
+  for f in "$OUT"/pgbench/"$w"_*.sql; do files+=(-f "$f"); done
+  local output
+  output=$(pgbench -n -M prepared -c "$c" -j "$jobs" -T "$DURATION" "${files[@]}" "$PG_DB" 2>&1) || {
+    echo "$output" >&2
+    exit 1
+  }
+  local tps latency failed
+  tps=$(echo "$output" | awk '/^tps = / {print $3; exit}')
+  latency=$(echo "$output" | awk '/^latency average = / {print $4; exit}')
+  failed=$(echo "$output" | awk '/^number of failed transactions/ {print $5; exit}')
+  echo "raw SQL $w c=$c: $tps tx/s, average latency $latency ms, failed ${failed:-0}"
+  printf '{"kind":"pgbench","label":"%s","workload":"%s","concurrency":%s,"tps":%s,"latency_ms":%s,"failed":%s}\n' \
+    "$LABEL" "$w" "$c" "$tps" "$latency" "${failed:-0}" >> "$RESULTS"
+}
+
+for LABEL in $BACKENDS; do
+  case $LABEL in
+  postgres)
+    PG_LOG=${PG_LOG:-$(ls /var/log/postgresql/postgresql-*-main.log 2>/dev/null | head -1)}
+    [ -r "$PG_LOG" ] || { echo "run.sh: set PG_LOG to the PostgreSQL server log" >&2; exit 1; }
+    echo "== postgres: seeding $PG_DB"
+    psql -d postgres -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" -c "CREATE DATABASE $PG_DB"
+    "$BIN/rkflow-bench" seed --database-url "$PG_URL" --investigations "$N" --seed "$SEED" --jobs 4 | tee "$OUT/seed-postgres.txt"
+    info "postgres seed: $(head -1 "$OUT/seed-postgres.txt")"
+    psql -d "$PG_DB" -qc "VACUUM ANALYZE"
+    echo "== postgres: statements per request (and capturing them for pgbench)"
+    psql -d postgres -qc "ALTER DATABASE $PG_DB SET log_statement = 'all'"
+    offset=$(stat -c %s "$PG_LOG")
+    "$BIN/rkflow-bench" statements --database-url "$PG_URL" --label "$LABEL" --json-out "$RESULTS" --pg-marks
+    psql -d postgres -qc "ALTER DATABASE $PG_DB RESET log_statement"
+    sleep 1
+    "$BIN/rkflow-bench" pgbench-scripts --log "$PG_LOG" --offset "$offset" --out-dir "$OUT/pgbench"
+    echo "== postgres: load"
+    start_server "$PG_URL"
+    for w in w1 w2 w3; do
+      for c in $CONCURRENCY; do load "$w" "$c" --postgres-cpu; done
+      for c in $CONCURRENCY; do pgbench_run "$w" "$c"; done
+    done
+    for c in $CONCURRENCY; do load w4 "$c" --postgres-cpu; done
+    stop_server
+    ;;
+  sqlite)
+    echo "== sqlite: seeding $SQLITE_FILE"
+    rm -f "$SQLITE_FILE" "$SQLITE_FILE-wal" "$SQLITE_FILE-shm"
+    "$BIN/rkflow-bench" seed --database-url "$SQLITE_FILE" --investigations "$N" --seed "$SEED" --jobs 1 | tee "$OUT/seed-sqlite.txt"
+    info "sqlite seed: $(head -1 "$OUT/seed-sqlite.txt")"
+    echo "== sqlite: start-up time"
+    "$BIN/rkflow-bench" startup --rkflow "$BIN/rkflow" --database-url "$SQLITE_FILE" --runs 5 --label "$LABEL" --json-out "$RESULTS"
+    echo "== sqlite: statements per request"
+    "$BIN/rkflow-bench" statements --database-url "$SQLITE_FILE" --label "$LABEL" --json-out "$RESULTS"
+    echo "== sqlite: load"
+    start_server "$SQLITE_FILE"
+    for w in w1 w2 w3 w4; do
+      for c in $CONCURRENCY; do load "$w" "$c"; done
+    done
+    stop_server
+    ;;
+  *) echo "run.sh: unknown backend $LABEL" >&2; exit 1 ;;
+  esac
+done
+
+"$BIN/rkflow-bench" report "$RESULTS" | tee "$OUT/results.md"
+echo "results: $OUT/results.md"
