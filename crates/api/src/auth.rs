@@ -398,23 +398,15 @@ pub async fn verify_current_password(
     password: &str,
 ) -> ApiResult<()> {
     let key = account_key(&user.email);
-    let reservation = accounts::reserve_login_attempt(
+    let reservation = reserve_attempt(
         db,
+        config,
         origin,
         now,
         &key,
-        now - config.throttle_window,
-        config.max_failures_per_account,
-        config.max_failures_per_client,
+        "too many failed password checks; wait a few minutes and try again",
     )
     .await?;
-    let Some(reservation) = reservation else {
-        accounts::record_failed_login(db, origin, now, &key, "throttled", None).await?;
-        return Err(ApiError::new(
-            Code::TooManyRequests,
-            "too many failed password checks; wait a few minutes and try again",
-        ));
-    };
     let (matches, _) = passwords
         .verify(Some(user.password_hash.clone()), password)
         .await?;
@@ -437,6 +429,35 @@ pub async fn verify_current_password(
     Ok(())
 }
 
+/// Reserves one password attempt against the throttle (recorded as a failure until it is
+/// released), or records the throttled attempt and answers TOO_MANY_REQUESTS.
+async fn reserve_attempt(
+    db: &Db,
+    config: &AuthConfig,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    key: &str,
+    throttled: &str,
+) -> ApiResult<i64> {
+    let reservation = accounts::reserve_login_attempt(
+        db,
+        origin,
+        now,
+        key,
+        now - config.throttle_window,
+        config.max_failures_per_account,
+        config.max_failures_per_client,
+    )
+    .await?;
+    match reservation {
+        Some(reservation) => Ok(reservation),
+        None => {
+            accounts::record_failed_login(db, origin, now, key, "throttled", None).await?;
+            Err(ApiError::new(Code::TooManyRequests, throttled))
+        }
+    }
+}
+
 /// Logs in: throttle check, password verification (same answer and time for an unknown email
 /// and a wrong password), rehash when the parameters rose, a new session.
 pub async fn login(
@@ -449,23 +470,15 @@ pub async fn login(
     password: &str,
 ) -> ApiResult<(String, DateTime<Utc>, user::Model)> {
     let key = account_key(email);
-    let reservation = accounts::reserve_login_attempt(
+    let reservation = reserve_attempt(
         db,
+        config,
         origin,
         now,
         &key,
-        now - config.throttle_window,
-        config.max_failures_per_account,
-        config.max_failures_per_client,
+        "too many failed logins; wait a few minutes and try again",
     )
     .await?;
-    let Some(reservation) = reservation else {
-        accounts::record_failed_login(db, origin, now, &key, "throttled", None).await?;
-        return Err(ApiError::new(
-            Code::TooManyRequests,
-            "too many failed logins; wait a few minutes and try again",
-        ));
-    };
     let found = if password.chars().count() > MAX_PASSWORD_CHARS {
         None
     } else {

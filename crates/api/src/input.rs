@@ -5,7 +5,7 @@
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{ServerResult, Variables};
 use async_graphql_value::{ConstValue, Value};
 use std::sync::Arc;
 
@@ -134,12 +134,7 @@ impl Extension for NoNulText {
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
         if has_nul(&document, variables) {
-            let mut error = ServerError::new(MESSAGE, None);
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "BAD_USER_INPUT");
-            return Err(error);
+            return Err(crate::limits::refused(MESSAGE));
         }
         Ok(document)
     }

@@ -130,6 +130,16 @@ pub fn check(document: &ExecutableDocument, limits: &DocumentLimits) -> Result<(
     Ok(())
 }
 
+/// A refusal raised while checking a parsed document: BAD_USER_INPUT with the message.
+pub(crate) fn refused(message: impl Into<String>) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", "BAD_USER_INPUT");
+    error
+}
+
 /// The async-graphql extension that applies [`check`] after parsing.
 pub struct DocumentLimitsExtension(pub DocumentLimits);
 
@@ -149,14 +159,7 @@ impl Extension for DocumentLimitsExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        check(&document, &self.0).map_err(|message| {
-            let mut error = ServerError::new(message, None);
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "BAD_USER_INPUT");
-            error
-        })?;
+        check(&document, &self.0).map_err(refused)?;
         Ok(document)
     }
 }
@@ -208,12 +211,7 @@ impl Extension for IntrospectionDisabled {
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
         if asks_for_schema(&document) {
-            let mut error = ServerError::new("introspection is disabled on this server", None);
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "BAD_USER_INPUT");
-            return Err(error);
+            return Err(refused("introspection is disabled on this server"));
         }
         Ok(document)
     }
