@@ -1,14 +1,16 @@
 //! Passwords (argon2id), session tokens, session resolution and login throttling.
 
 use crate::error::{ApiError, ApiResult, Code};
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use argon2::{
+    Algorithm, Argon2, Block, Params, ParamsBuilder, PasswordHash, PasswordHasher, Version,
+};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use rkflow_domain::Actor;
 use rkflow_store::entity::user;
 use rkflow_store::{Db, Origin, accounts};
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -146,12 +148,49 @@ impl Default for AuthConfig {
     }
 }
 
+/// How a login ended, for the server's metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginOutcome {
+    Success,
+    /// Wrong password, unknown or disabled account.
+    Failure,
+    /// Refused by the throttle (TOO_MANY_REQUESTS).
+    Throttled,
+}
+
+/// Told the outcome of every `login` (the server counts them); does nothing by default.
+#[derive(Clone, Default)]
+pub struct LoginObserver(Option<Arc<dyn Fn(LoginOutcome) + Send + Sync>>);
+
+impl LoginObserver {
+    pub fn new(observe: impl Fn(LoginOutcome) + Send + Sync + 'static) -> LoginObserver {
+        LoginObserver(Some(Arc::new(observe)))
+    }
+
+    /// Reports a login's result (other errors, e.g. INTERNAL, are not logins that ended).
+    pub fn observe<T>(&self, result: &ApiResult<T>) {
+        let outcome = match result {
+            Ok(_) => LoginOutcome::Success,
+            Err(err) if err.code == Code::Unauthenticated => LoginOutcome::Failure,
+            Err(err) if err.code == Code::TooManyRequests => LoginOutcome::Throttled,
+            Err(_) => return,
+        };
+        if let Some(observe) = &self.0 {
+            observe(outcome);
+        }
+    }
+}
+
 /// Hashes and verifies passwords off the async threads, at most as many at once as there are
 /// cores, so that a login storm cannot starve other requests.
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
+    /// argon2 working memory, one block array per permit, reused from login to login: memory
+    /// stays at cores × m_cost instead of growing with every thread the allocator keeps a
+    /// freed 19 MiB block for.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
     dummy: Arc<OnceLock<String>>,
 }
 
@@ -168,6 +207,7 @@ impl Passwords {
         Ok(Passwords {
             params,
             permits: Arc::new(Semaphore::new(cores)),
+            memory: Arc::new(Mutex::new(Vec::with_capacity(cores))),
             dummy: Arc::new(OnceLock::new()),
         })
     }
@@ -210,13 +250,20 @@ impl Passwords {
             .acquire()
             .await
             .map_err(|e| ApiError::internal(&e))?;
+        let pool = self.memory.clone();
         let (matches, weaker) = tokio::task::spawn_blocking(move || {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return (false, false);
             };
-            let matches = Self::hasher(params.clone())
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok();
+            let mut memory = pool
+                .lock()
+                .ok()
+                .and_then(|mut pool| pool.pop())
+                .unwrap_or_default();
+            let matches = verify_with_memory(&parsed, password.as_bytes(), &mut memory);
+            if let Ok(mut pool) = pool.lock() {
+                pool.push(memory);
+            }
             let weaker = Params::try_from(&parsed).map_or(true, |old| {
                 old.m_cost() < params.m_cost()
                     || old.t_cost() < params.t_cost()
@@ -244,6 +291,39 @@ impl Passwords {
             .await?;
         Ok(self.dummy.get_or_init(|| hash).clone())
     }
+}
+
+/// Recomputes a stored argon2 hash (with the algorithm, version and parameters it names) in
+/// the given working memory and compares the result in constant time.
+fn verify_with_memory(stored: &PasswordHash, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(stored.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match stored.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(named) = Params::try_from(stored) else {
+        return false;
+    };
+    let Ok(params) = ParamsBuilder::new()
+        .m_cost(named.m_cost())
+        .t_cost(named.t_cost())
+        .p_cost(named.p_cost())
+        .output_len(expected.len())
+        .build()
+    else {
+        return false;
+    };
+    memory.resize(params.block_count(), Block::default());
+    let mut computed = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt.as_ref(), &mut computed, &mut memory[..])
+        .is_ok()
+        && argon2::password_hash::phc::Output::new(&computed).is_ok_and(|c| c == *expected)
 }
 
 /// Checks the password rules and that the password is not built from the account's own
@@ -524,4 +604,55 @@ pub async fn login(
     .await?;
     accounts::release_login_attempt(&db.conn, reservation).await?;
     Ok((token, session_expiry(config, now, now), user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash_with(params: Params, algorithm: Algorithm, password: &str) -> String {
+        let salt = b"rkflow-test-salt";
+        Argon2::new(algorithm, Version::V0x13, params)
+            .hash_password_with_salt(password.as_bytes(), salt)
+            .expect("hash")
+            .to_string()
+    }
+
+    #[test]
+    fn verifying_in_reused_memory_agrees_with_the_library() {
+        let mut memory = Vec::new();
+        let cases = [
+            (
+                Params::new(19_456, 2, 1, None).expect("params"),
+                Algorithm::Argon2id,
+            ),
+            (
+                Params::new(8_192, 3, 1, None).expect("params"),
+                Algorithm::Argon2id,
+            ),
+            (
+                Params::new(8_192, 2, 2, Some(24)).expect("params"),
+                Algorithm::Argon2i,
+            ),
+        ];
+        for (params, algorithm) in cases {
+            let stored = hash_with(params, algorithm, "juist wachtwoord");
+            let parsed = PasswordHash::new(&stored).expect("parse");
+            // The same buffer serves hashes of any size, larger or smaller than before.
+            assert!(verify_with_memory(
+                &parsed,
+                b"juist wachtwoord",
+                &mut memory
+            ));
+            assert!(!verify_with_memory(
+                &parsed,
+                b"juist wachtwoorD",
+                &mut memory
+            ));
+            assert!(!verify_with_memory(&parsed, b"", &mut memory));
+        }
+        let garbled = PasswordHash::new("$argon2id$v=19$m=8192,t=2,p=1$c2FsdHNhbHQ$")
+            .map(|parsed| verify_with_memory(&parsed, b"x", &mut memory));
+        assert!(!garbled.unwrap_or(false));
+    }
 }

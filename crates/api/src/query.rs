@@ -66,39 +66,33 @@ pub async fn visible_investigation(ctx: &Context<'_>, id: Uuid) -> ApiResult<Inv
     InvestigationObject::for_actor(loaded, &request(ctx).actor()).ok_or_else(ApiError::not_found)
 }
 
-/// Loads the users, commissions and municipalities a page of investigations refers to, one
-/// batch each, into the request's loader caches. The nested fields of the nodes are then
-/// answered from the caches, so a page costs the same statements however long it is and
-/// however the executor interleaves its fields (a batch that fires while later nodes are
-/// still being resolved would otherwise be followed by another).
+/// Puts the users and commissions a page of investigations refers to into the request's
+/// loader caches: the users in one batch, the commissions as loaded with the investigations.
+/// The nested fields of the nodes are then answered from the caches, so a page costs the same
+/// statements however long it is and however the executor interleaves its fields (a batch
+/// that fires while later nodes are still being resolved would otherwise be followed by
+/// another).
 async fn prime_loaders<'a>(
     ctx: &Context<'_>,
     nodes: impl Iterator<Item = &'a Arc<Loaded>>,
 ) -> ApiResult<()> {
     let mut users = BTreeSet::new();
-    let mut commissions = BTreeSet::new();
+    let mut commissions = Vec::new();
     for loaded in nodes {
         users.extend(loaded.versions.iter().map(|v| v.author_id));
         users.extend(loaded.approvals.iter().map(|a| a.approved_by));
         users.extend(loaded.rapporteurs.iter().map(|r| r.user_id));
-        commissions.extend(loaded.commission_ids.iter().copied());
+        commissions.extend(
+            loaded
+                .commissions
+                .iter()
+                .map(|c| (c.commission.id, c.clone())),
+        );
     }
     let loaders = loaders(ctx);
-    let (users, commissions) = futures::join!(
-        loaders.users.load_many(users),
-        loaders.commissions.load_many(commissions)
-    );
-    users.map_err(load_failed)?;
-    let municipalities: BTreeSet<Uuid> = commissions
-        .map_err(load_failed)?
-        .values()
-        .flat_map(|c| c.municipalities.iter().copied())
-        .collect();
-    loaders
-        .municipalities
-        .load_many(municipalities)
-        .await
-        .map_err(load_failed)?;
+    // Loaded with the investigations: no second read.
+    loaders.commissions.feed_many(commissions).await;
+    loaders.users.load_many(users).await.map_err(load_failed)?;
     Ok(())
 }
 
@@ -118,24 +112,12 @@ async fn investigation_page(
         ),
         None => None,
     };
-    let page = investigations::list(
-        &state(ctx).db.conn,
-        filter,
-        phase.map(Into::into),
-        after,
-        first,
-    )
-    .await?;
-    let found = loaders(ctx)
-        .investigations
-        .load_many(page.ids.iter().copied())
-        .await
-        .map_err(load_failed)?;
-    prime_loaders(ctx, found.values()).await?;
-    let edges: Vec<InvestigationEdge> = page
-        .ids
-        .iter()
-        .filter_map(|id| found.get(id).cloned())
+    let page =
+        investigations::list(&state(ctx).db, filter, phase.map(Into::into), after, first).await?;
+    let found: Vec<Arc<Loaded>> = page.investigations.into_iter().map(Arc::new).collect();
+    prime_loaders(ctx, found.iter()).await?;
+    let edges: Vec<InvestigationEdge> = found
+        .into_iter()
         .filter_map(|loaded| InvestigationObject::for_actor(loaded, actor))
         .map(|node| InvestigationEdge {
             cursor: encode_cursor(&node.loaded.row.id.to_string()),

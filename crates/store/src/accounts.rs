@@ -487,17 +487,18 @@ pub async fn find_session<C: ConnectionTrait>(
     db: &C,
     token_hash: &str,
 ) -> StoreResult<Option<(session::Model, user::Model)>> {
-    let Some(found) = session::Entity::find()
+    // One statement: the session joined with its owner.
+    let owner = session::Entity::belongs_to(user::Entity)
+        .from(session::Column::UserId)
+        .to(user::Column::Id)
+        .into();
+    let found = session::Entity::find()
+        .join(sea_orm::JoinType::InnerJoin, owner)
+        .select_also(user::Entity)
         .filter(session::Column::TokenHash.eq(token_hash))
         .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let Some(owner) = user::Entity::find_by_id(found.user_id).one(db).await? else {
-        return Ok(None);
-    };
-    Ok(Some((found, owner)))
+        .await?;
+    Ok(found.and_then(|(session, owner)| Some((session, owner?))))
 }
 
 /// Moves the idle expiry forward (the caller limits how often).

@@ -26,10 +26,10 @@ use rkflow_domain::{
     Actor, Change, Command, DocumentKind, DomainError, Investigation, InvestigationId, Phase,
     RecommendationAddressee, ResponseMode,
 };
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ExprTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
@@ -41,10 +41,15 @@ pub struct Loaded {
     pub domain: Investigation,
     /// Participating commission ids in the order they were listed.
     pub commission_ids: Vec<Uuid>,
+    /// Those commissions with their municipalities, in the same order.
+    pub commissions: Vec<organisation::CommissionWithMunicipalities>,
     pub rapporteurs: Vec<rapporteur::Model>,
     pub documents: Vec<document::Model>,
-    /// Every version's metadata, by document then number.
+    /// Version metadata by document then number: every version, or with
+    /// [`Versions::LatestAndReferenced`] only those (see `all_versions`).
     pub versions: Vec<document_version::Model>,
+    /// Whether `versions` (and the domain value's document versions) hold every version.
+    pub all_versions: bool,
     /// The still-valid approvals of the current gate.
     pub approvals: Vec<approval::Model>,
     pub recommendations: Vec<recommendation::Model>,
@@ -86,6 +91,19 @@ fn parse_kind(text: &str) -> StoreResult<DocumentKind> {
     DocumentKind::parse(text).ok_or_else(|| StoreError::corrupt(format!("unknown kind {text}")))
 }
 
+/// How much version metadata a load reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Versions {
+    /// Every version of every document: what commands and single reads need.
+    All,
+    /// Per document its latest version plus every version something refers to (frozen for a
+    /// gate or the rebuttal, part of a bundle, a response's). Every version a caller may see
+    /// as a document's latest is among them, and every rule of the read path (visibility,
+    /// gate content, missing approvals) decides the same as on the full value: what listings
+    /// load, so that a dashboard does not read a document's whole history.
+    LatestAndReferenced,
+}
+
 /// Rows of many investigations, fetched with one statement per table.
 struct Rows {
     follow_up: FollowUpRows,
@@ -104,6 +122,7 @@ struct Rows {
     approvals: Vec<approval::Model>,
     recommendations: Vec<recommendation::Model>,
     frozen: Vec<frozen_version::Model>,
+    all_versions: bool,
 }
 
 async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> StoreResult<Rows> {
@@ -113,6 +132,47 @@ async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> Sto
         query = query.lock_exclusive();
     }
     let investigations = query.all(db).await?;
+    fetch_children(db, investigations, Versions::All).await
+}
+
+/// Latest versions, and those frozen or filed as a response, of the given investigations.
+fn latest_and_referenced(ids: &[Uuid]) -> Condition {
+    let latest = Expr::cust(
+        r#""document_version"."number" = (SELECT MAX("latest"."number") FROM "document_version" AS "latest" WHERE "latest"."document_id" = "document_version"."document_id")"#,
+    );
+    fn referenced_by<E: EntityTrait>(
+        ids: &[Uuid],
+        investigation: E::Column,
+        version: E::Column,
+    ) -> Expr {
+        document_version::Column::Id.in_subquery(
+            Query::select()
+                .column(version)
+                .from(E::default())
+                .and_where(Expr::col(investigation).is_in(ids.iter().copied()))
+                .to_owned(),
+        )
+    }
+    Condition::any()
+        .add(latest)
+        .add(referenced_by::<frozen_version::Entity>(
+            ids,
+            frozen_version::Column::InvestigationId,
+            frozen_version::Column::VersionId,
+        ))
+        .add(referenced_by::<response::Entity>(
+            ids,
+            response::Column::InvestigationId,
+            response::Column::VersionId,
+        ))
+}
+
+/// Everything below the given investigation rows, one statement per table.
+async fn fetch_children<C: ConnectionTrait>(
+    db: &C,
+    investigations: Vec<investigation::Model>,
+    scope: Versions,
+) -> StoreResult<Rows> {
     let ids: Vec<Uuid> = investigations.iter().map(|i| i.id).collect();
     if ids.is_empty() {
         return Ok(Rows {
@@ -132,6 +192,7 @@ async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> Sto
             approvals: vec![],
             recommendations: vec![],
             frozen: vec![],
+            all_versions: scope == Versions::All,
         });
     }
     let participants = investigation_commission::Entity::find()
@@ -150,8 +211,12 @@ async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> Sto
         .order_by_asc(document::Column::Id)
         .all(db)
         .await?;
-    let versions = document_version::Entity::find()
-        .filter(document_version::Column::InvestigationId.is_in(ids.iter().copied()))
+    let mut versions = document_version::Entity::find()
+        .filter(document_version::Column::InvestigationId.is_in(ids.iter().copied()));
+    if scope == Versions::LatestAndReferenced {
+        versions = versions.filter(latest_and_referenced(&ids));
+    }
+    let versions = versions
         .order_by_asc(document_version::Column::DocumentId)
         .order_by_asc(document_version::Column::Number)
         .all(db)
@@ -195,6 +260,7 @@ async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> Sto
         approvals,
         recommendations,
         frozen,
+        all_versions: scope == Versions::All,
     })
 }
 
@@ -559,11 +625,16 @@ async fn assemble<C: ConnectionTrait>(
         };
         loaded.push(Loaded {
             commission_ids: participants.iter().map(|p| p.commission_id).collect(),
+            commissions: participants
+                .iter()
+                .filter_map(|p| commissions.get(&p.commission_id).cloned())
+                .collect(),
             row,
             domain,
             rapporteurs,
             documents,
             versions,
+            all_versions: rows.all_versions,
             approvals,
             recommendations,
             deadlines: deadline_rows,
@@ -1269,10 +1340,11 @@ async fn write_change(
     Ok(())
 }
 
-/// One page of investigation ids, newest first.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One page of investigations, newest first, loaded for a listing
+/// ([`Versions::LatestAndReferenced`]).
+#[derive(Clone, Debug)]
 pub struct Page {
-    pub ids: Vec<Uuid>,
+    pub investigations: Vec<Loaded>,
     pub has_next: bool,
     pub total: u64,
 }
@@ -1346,37 +1418,56 @@ fn listing_condition(filter: &ListingFilter) -> Condition {
     any
 }
 
-/// The investigations the filter admits, newest first, after the cursor id.
-pub async fn list<C: ConnectionTrait>(
-    db: &C,
+/// The investigations the filter admits, newest first, after the cursor id: the page and the
+/// total in one statement (a window count over the filter, the cursor applied outside it),
+/// then [`fetch_children`] for the page.
+pub async fn list(
+    db: &Db,
     filter: &ListingFilter,
     phase: Option<Phase>,
     after: Option<Uuid>,
     first: u64,
 ) -> StoreResult<Page> {
+    const TOTAL: &str = "listing_total";
     let mut condition = Condition::all().add(listing_condition(filter));
     if let Some(phase) = phase {
         condition = condition.add(investigation::Column::Phase.eq(phase.as_str()));
     }
-    let total = investigation::Entity::find()
+    let admitted = investigation::Entity::find()
         .filter(condition.clone())
-        .count(db)
-        .await?;
+        .expr_as(Expr::cust("COUNT(*) OVER ()"), TOTAL)
+        .into_query();
+    let listed = Alias::new("listed");
+    let mut page = Query::select();
+    page.column(Asterisk)
+        .from_subquery(admitted, listed.clone())
+        .order_by((listed.clone(), investigation::Column::Id), Order::Desc)
+        .limit(first + 1);
     if let Some(after) = after {
-        condition = condition.add(investigation::Column::Id.lt(after));
+        page.and_where(Expr::col((listed, investigation::Column::Id)).lt(after));
     }
-    let ids: Vec<Uuid> = investigation::Entity::find()
-        .select_only()
-        .column(investigation::Column::Id)
-        .filter(condition)
-        .order_by_desc(investigation::Column::Id)
-        .limit(first + 1)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let has_next = ids.len() as u64 > first;
+    let rows = db.conn.query_all(&page).await?;
+    let mut total = None;
+    let mut investigations = Vec::with_capacity(rows.len());
+    for row in &rows {
+        total = Some(row.try_get::<i64>("", TOTAL)?);
+        investigations.push(investigation::Model::from_query_result(row, "")?);
+    }
+    let total = match total {
+        Some(total) => u64::try_from(total).unwrap_or(0),
+        // An empty page (past the end) has no row to carry the total.
+        None => {
+            investigation::Entity::find()
+                .filter(condition)
+                .count(&db.conn)
+                .await?
+        }
+    };
+    let has_next = investigations.len() as u64 > first;
+    investigations.truncate(first as usize);
+    let rows = fetch_children(&db.conn, investigations, Versions::LatestAndReferenced).await?;
     Ok(Page {
-        ids: ids.into_iter().take(first as usize).collect(),
+        investigations: assemble(&db.conn, &db.calendar, rows).await?,
         has_next,
         total,
     })
