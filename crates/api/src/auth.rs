@@ -439,7 +439,9 @@ pub async fn resolve_session(
             "the session is invalid or has expired",
         )
     };
-    let Some((session, owner)) = accounts::find_session(&db.conn, &token_hash(token)).await? else {
+    let Some((session, owner, grants)) =
+        accounts::find_session(&db.conn, &token_hash(token)).await?
+    else {
         return Err(invalid());
     };
     let expires_at = session_expiry(config, session.created_at, session.last_seen_at);
@@ -454,7 +456,6 @@ pub async fn resolve_session(
     if now - session.last_seen_at > Duration::seconds(60) {
         accounts::touch_session(&db.conn, session.id, now).await?;
     }
-    let grants = accounts::grants_of(&db.conn, owner.id).await?;
     let actor = Actor::user(owner.id.into(), grants.iter().map(|g| g.grant));
     Ok(Some(Session {
         id: session.id,

@@ -358,6 +358,9 @@ impl CommissionObject {
 pub struct InvestigationObject {
     pub loaded: Arc<Loaded>,
     pub view: Arc<View>,
+    /// Whom `view` was made for (the anonymous public for `publishedInvestigations`, whoever
+    /// asks).
+    pub actor: Actor,
 }
 
 impl InvestigationObject {
@@ -367,6 +370,7 @@ impl InvestigationObject {
         view.investigation.then(|| InvestigationObject {
             loaded,
             view: Arc::new(view),
+            actor: actor.clone(),
         })
     }
 
@@ -437,6 +441,7 @@ impl InvestigationObject {
             title,
             versions,
             all_versions: self.loaded.all_versions,
+            actor: self.actor.clone(),
         })
     }
 }
@@ -694,6 +699,8 @@ pub struct DocumentObject {
     /// False when loaded for a listing, which reads only the latest and referenced versions
     /// (`Versions::LatestAndReferenced`): `versions` then loads the whole history first.
     pub all_versions: bool,
+    /// Whom the versions are shown to (that of the investigation it belongs to).
+    pub actor: Actor,
 }
 
 #[Object(name = "Document")]
@@ -722,7 +729,7 @@ impl DocumentObject {
             .await
             .map_err(load_failed)?;
         let versions = full
-            .and_then(|full| InvestigationObject::for_actor(full, &request(ctx).actor()))
+            .and_then(|full| InvestigationObject::for_actor(full, &self.actor))
             .and_then(|investigation| investigation.document_object(&self.model))
             .map(|document| document.versions)
             .unwrap_or_default();

@@ -7,9 +7,11 @@ use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use rkflow_domain::role::StoredGrant;
 use rkflow_domain::{DomainError, Grant, GrantId, Role, Scope};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, RelationDef,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -482,23 +484,46 @@ pub async fn recent_failures<C: ConnectionTrait>(
     Ok((account, client))
 }
 
-/// The live session for a token hash, with its user.
+/// The session with this token hash, its owner and the owner's grants, in one statement
+/// (every authenticated request starts here).
 pub async fn find_session<C: ConnectionTrait>(
     db: &C,
     token_hash: &str,
-) -> StoreResult<Option<(session::Model, user::Model)>> {
-    // One statement: the session joined with its owner.
+) -> StoreResult<Option<(session::Model, user::Model, Vec<StoredGrant>)>> {
+    const GRANT: &str = "grant_";
     let owner = session::Entity::belongs_to(user::Entity)
         .from(session::Column::UserId)
         .to(user::Column::Id)
         .into();
-    let found = session::Entity::find()
-        .join(sea_orm::JoinType::InnerJoin, owner)
+    let grants = role_grant::Entity::belongs_to(user::Entity)
+        .from(role_grant::Column::UserId)
+        .to(user::Column::Id);
+    let mut query = session::Entity::find()
         .select_also(user::Entity)
+        .join(sea_orm::JoinType::InnerJoin, owner)
+        .join(sea_orm::JoinType::LeftJoin, RelationDef::from(grants).rev())
         .filter(session::Column::TokenHash.eq(token_hash))
-        .one(db)
-        .await?;
-    Ok(found.and_then(|(session, owner)| Some((session, owner?))))
+        .order_by_asc(role_grant::Column::CreatedAt)
+        .into_query();
+    for column in role_grant::Column::iter() {
+        query.expr_as(
+            Expr::col((role_grant::Entity, column)),
+            format!("{GRANT}{}", column.as_str()),
+        );
+    }
+    let rows = db.query_all(&query).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let session = session::Model::from_query_result(first, "A_")?;
+    let owner = user::Model::from_query_result(first, "B_")?;
+    let mut owner_grants = Vec::new();
+    for row in &rows {
+        if let Some(grant) = role_grant::Model::from_query_result_optional(row, GRANT)? {
+            owner_grants.push(grant_of(&grant)?);
+        }
+    }
+    Ok(Some((session, owner, owner_grants)))
 }
 
 /// Moves the idle expiry forward (the caller limits how often).
