@@ -575,7 +575,7 @@ async fn listing_costs_a_fixed_number_of_statements() {
             "{}: the cost does not grow with the number of investigations: {costs:?}",
             server.label
         );
-        assert!(costs[1] <= 15, "{}: {costs:?} statements", server.label);
+        assert!(costs[1] <= 13, "{}: {costs:?} statements", server.label);
         server.stop().await;
     })
     .await;

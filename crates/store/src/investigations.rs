@@ -4,11 +4,11 @@
 use crate::Db;
 use crate::audit::{self, NewEvent, Origin};
 use crate::entity::{
-    approval, audit_event, commission_municipality, council_decision, council_submission, deadline,
-    deadline_reminder, document, document_version, extension_request, extension_vote,
-    frozen_version, implementation_update, investigation, investigation_commission, rapporteur,
-    recommendation, response, response_college, response_position, submission_version, user,
-    version_content,
+    approval, audit_event, commission, commission_municipality, council_decision,
+    council_submission, deadline, deadline_reminder, document, document_version, extension_request,
+    extension_vote, frozen_version, implementation_update, investigation, investigation_commission,
+    rapporteur, recommendation, response, response_college, response_position, submission_version,
+    user, version_content,
 };
 use crate::error::{StoreError, StoreResult};
 use crate::organisation;
@@ -29,7 +29,8 @@ use rkflow_domain::{
 use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    ExprTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ExprTrait, FromQueryResult, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, RelationDef,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
@@ -116,6 +117,8 @@ struct Rows {
     votes: Vec<extension_vote::Model>,
     investigations: Vec<investigation::Model>,
     participants: Vec<investigation_commission::Model>,
+    /// The participating commissions with their municipalities.
+    commissions: Vec<organisation::CommissionWithMunicipalities>,
     rapporteurs: Vec<rapporteur::Model>,
     documents: Vec<document::Model>,
     versions: Vec<document_version::Model>,
@@ -186,6 +189,7 @@ async fn fetch_children<C: ConnectionTrait>(
             votes: vec![],
             investigations,
             participants: vec![],
+            commissions: vec![],
             rapporteurs: vec![],
             documents: vec![],
             versions: vec![],
@@ -195,11 +199,31 @@ async fn fetch_children<C: ConnectionTrait>(
             all_versions: scope == Versions::All,
         });
     }
-    let participants = investigation_commission::Entity::find()
+    // The participations with their commissions in one statement, then the municipalities
+    // those commissions serve.
+    let mut participants = Vec::new();
+    let mut commissions: BTreeMap<Uuid, commission::Model> = BTreeMap::new();
+    for (participant, commission) in investigation_commission::Entity::find()
         .filter(investigation_commission::Column::InvestigationId.is_in(ids.iter().copied()))
+        .select_also(commission::Entity)
+        .join(
+            JoinType::InnerJoin,
+            investigation_commission::Entity::belongs_to(commission::Entity)
+                .from(investigation_commission::Column::CommissionId)
+                .to(commission::Column::Id)
+                .into(),
+        )
         .order_by_asc(investigation_commission::Column::Position)
         .all(db)
-        .await?;
+        .await?
+    {
+        if let Some(commission) = commission {
+            commissions.insert(commission.id, commission);
+        }
+        participants.push(participant);
+    }
+    let commissions =
+        organisation::with_municipalities(db, commissions.into_values().collect()).await?;
     let rapporteurs = rapporteur::Entity::find()
         .filter(rapporteur::Column::InvestigationId.is_in(ids.iter().copied()))
         .order_by_asc(rapporteur::Column::AssignedAt)
@@ -254,6 +278,7 @@ async fn fetch_children<C: ConnectionTrait>(
         votes: round.6,
         investigations,
         participants,
+        commissions,
         rapporteurs,
         documents,
         versions,
@@ -274,57 +299,108 @@ type RoundRows = (
     Vec<extension_vote::Model>,
 );
 
-/// The rows of the factual check and rebuttal rounds. Investigations that never reached them
-/// cost one statement (the deadlines); the rest is read only where a round exists.
-async fn fetch_round<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<RoundRows> {
-    let deadlines = deadline::Entity::find()
-        .filter(deadline::Column::InvestigationId.is_in(ids.iter().copied()))
-        .order_by_asc(deadline::Column::CreatedAt)
-        .order_by_asc(deadline::Column::Id)
+/// The join from a parent table to a child table that refers to it by `foreign_key`.
+fn to_children<Parent: EntityTrait, Child: EntityTrait>(
+    foreign_key: Child::Column,
+    key: Parent::Column,
+) -> RelationDef {
+    RelationDef::from(
+        Child::belongs_to(Parent::default())
+            .from(foreign_key)
+            .to(key),
+    )
+    .rev()
+}
+
+/// Parents with their children in one statement (a LEFT JOIN, rows in the parents' order,
+/// which must end with their key, then the children's).
+async fn with_children<C, Parent, Child>(
+    db: &C,
+    parents: sea_orm::Select<Parent>,
+    join: RelationDef,
+    child_order: Child::Column,
+    key: impl Fn(&Parent::Model) -> Uuid,
+) -> StoreResult<(Vec<Parent::Model>, Vec<Child::Model>)>
+where
+    C: ConnectionTrait,
+    Parent: EntityTrait,
+    Child: EntityTrait,
+{
+    let rows = parents
+        .select_also(Child::default())
+        .join(JoinType::LeftJoin, join)
+        .order_by_asc(child_order)
         .all(db)
         .await?;
+    let mut found: Vec<Parent::Model> = Vec::new();
+    let mut children = Vec::new();
+    for (parent, child) in rows {
+        if found.last().is_none_or(|last| key(last) != key(&parent)) {
+            found.push(parent);
+        }
+        children.extend(child);
+    }
+    Ok((found, children))
+}
+
+/// The rows of the factual check and rebuttal rounds, each table with its child table in one
+/// statement. Investigations that never reached them cost one statement (the deadlines); the
+/// rest is read only where a round exists.
+async fn fetch_round<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<RoundRows> {
+    let (deadlines, reminders) = with_children::<_, _, deadline_reminder::Entity>(
+        db,
+        deadline::Entity::find()
+            .filter(deadline::Column::InvestigationId.is_in(ids.iter().copied()))
+            .order_by_asc(deadline::Column::CreatedAt)
+            .order_by_asc(deadline::Column::Id),
+        to_children::<deadline::Entity, deadline_reminder::Entity>(
+            deadline_reminder::Column::DeadlineId,
+            deadline::Column::Id,
+        ),
+        deadline_reminder::Column::BeforeSeconds,
+        |d| d.id,
+    )
+    .await?;
     if deadlines.is_empty() {
         return Ok(Default::default());
     }
     let with_round: BTreeSet<Uuid> = deadlines.iter().map(|d| d.investigation_id).collect();
-    let reminders = deadline_reminder::Entity::find()
-        .filter(deadline_reminder::Column::DeadlineId.is_in(deadlines.iter().map(|d| d.id)))
-        .all(db)
-        .await?;
-    let responses = response::Entity::find()
-        .filter(response::Column::InvestigationId.is_in(with_round.iter().copied()))
-        .order_by_asc(response::Column::FiledAt)
-        .order_by_asc(response::Column::Id)
-        .all(db)
-        .await?;
-    let (response_colleges, positions) = if responses.is_empty() {
-        (Vec::new(), Vec::new())
-    } else {
-        (
-            response_college::Entity::find()
-                .filter(response_college::Column::ResponseId.is_in(responses.iter().map(|r| r.id)))
-                .all(db)
-                .await?,
-            response_position::Entity::find()
-                .filter(response_position::Column::ResponseId.is_in(responses.iter().map(|r| r.id)))
-                .all(db)
-                .await?,
-        )
-    };
-    let extensions = extension_request::Entity::find()
-        .filter(extension_request::Column::InvestigationId.is_in(with_round.iter().copied()))
-        .order_by_asc(extension_request::Column::RequestedAt)
-        .order_by_asc(extension_request::Column::Id)
-        .all(db)
-        .await?;
-    let votes = if extensions.is_empty() {
+    let (responses, response_colleges) = with_children::<_, _, response_college::Entity>(
+        db,
+        response::Entity::find()
+            .filter(response::Column::InvestigationId.is_in(with_round.iter().copied()))
+            .order_by_asc(response::Column::FiledAt)
+            .order_by_asc(response::Column::Id),
+        to_children::<response::Entity, response_college::Entity>(
+            response_college::Column::ResponseId,
+            response::Column::Id,
+        ),
+        response_college::Column::MunicipalityId,
+        |r| r.id,
+    )
+    .await?;
+    let positions = if responses.is_empty() {
         Vec::new()
     } else {
-        extension_vote::Entity::find()
-            .filter(extension_vote::Column::RequestId.is_in(extensions.iter().map(|e| e.id)))
+        response_position::Entity::find()
+            .filter(response_position::Column::ResponseId.is_in(responses.iter().map(|r| r.id)))
             .all(db)
             .await?
     };
+    let (extensions, votes) = with_children::<_, _, extension_vote::Entity>(
+        db,
+        extension_request::Entity::find()
+            .filter(extension_request::Column::InvestigationId.is_in(with_round.iter().copied()))
+            .order_by_asc(extension_request::Column::RequestedAt)
+            .order_by_asc(extension_request::Column::Id),
+        to_children::<extension_request::Entity, extension_vote::Entity>(
+            extension_vote::Column::RequestId,
+            extension_request::Column::Id,
+        ),
+        extension_vote::Column::CommissionId,
+        |e| e.id,
+    )
+    .await?;
     Ok((
         deadlines,
         reminders,
@@ -353,21 +429,19 @@ async fn fetch_follow_up<C: ConnectionTrait>(
     if published.is_empty() {
         return Ok(FollowUpRows::default());
     }
-    let submissions = council_submission::Entity::find()
-        .filter(council_submission::Column::InvestigationId.is_in(published.iter().copied()))
-        .all(db)
-        .await?;
-    let submission_versions = if submissions.is_empty() {
-        Vec::new()
-    } else {
-        submission_version::Entity::find()
-            .filter(
-                submission_version::Column::SubmissionId.is_in(submissions.iter().map(|s| s.id)),
-            )
-            .order_by_asc(submission_version::Column::Position)
-            .all(db)
-            .await?
-    };
+    let (submissions, submission_versions) = with_children::<_, _, submission_version::Entity>(
+        db,
+        council_submission::Entity::find()
+            .filter(council_submission::Column::InvestigationId.is_in(published.iter().copied()))
+            .order_by_asc(council_submission::Column::Id),
+        to_children::<council_submission::Entity, submission_version::Entity>(
+            submission_version::Column::SubmissionId,
+            council_submission::Column::Id,
+        ),
+        submission_version::Column::Position,
+        |s| s.id,
+    )
+    .await?;
     let decisions = council_decision::Entity::find()
         .filter(council_decision::Column::InvestigationId.is_in(published.iter().copied()))
         .order_by_asc(council_decision::Column::RecordedAt)
@@ -396,24 +470,12 @@ fn group<T, K: Ord>(items: Vec<T>, key: impl Fn(&T) -> K) -> BTreeMap<K, Vec<T>>
     grouped
 }
 
-async fn assemble<C: ConnectionTrait>(
-    db: &C,
-    calendar: &Calendar,
-    rows: Rows,
-) -> StoreResult<Vec<Loaded>> {
-    let commission_ids: Vec<Uuid> = rows
-        .participants
-        .iter()
-        .map(|p| p.commission_id)
-        .collect::<BTreeSet<_>>()
+fn assemble(calendar: &Calendar, rows: Rows) -> StoreResult<Vec<Loaded>> {
+    let commissions: HashMap<Uuid, organisation::CommissionWithMunicipalities> = rows
+        .commissions
         .into_iter()
+        .map(|c| (c.commission.id, c))
         .collect();
-    let commissions: HashMap<Uuid, organisation::CommissionWithMunicipalities> =
-        organisation::commissions_by_ids(db, &commission_ids)
-            .await?
-            .into_iter()
-            .map(|c| (c.commission.id, c))
-            .collect();
     let mut participants = group(rows.participants, |p| p.investigation_id);
     let mut rapporteurs = group(rows.rapporteurs, |r| r.investigation_id);
     let mut documents = group(rows.documents, |d| d.investigation_id);
@@ -667,7 +729,7 @@ pub async fn load_many(db: &Db, ids: &[Uuid]) -> StoreResult<Vec<Loaded>> {
         return Ok(Vec::new());
     }
     let rows = fetch_rows(&db.conn, ids, false).await?;
-    assemble(&db.conn, &db.calendar, rows).await
+    assemble(&db.calendar, rows)
 }
 
 pub async fn load(db: &Db, id: Uuid) -> StoreResult<Option<Loaded>> {
@@ -682,7 +744,7 @@ async fn load_for_update(
     id: Uuid,
 ) -> StoreResult<Option<Loaded>> {
     let rows = fetch_rows(txn, &[id], true).await?;
-    Ok(assemble(txn, calendar, rows).await?.into_iter().next())
+    Ok(assemble(calendar, rows)?.into_iter().next())
 }
 
 /// Content bytes that a command stores with a new version.
@@ -1467,7 +1529,7 @@ pub async fn list(
     investigations.truncate(first as usize);
     let rows = fetch_children(&db.conn, investigations, Versions::LatestAndReferenced).await?;
     Ok(Page {
-        investigations: assemble(&db.conn, &db.calendar, rows).await?,
+        investigations: assemble(&db.calendar, rows)?,
         has_next,
         total,
     })

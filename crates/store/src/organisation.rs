@@ -168,7 +168,7 @@ pub async fn commissions_by_ids<C: ConnectionTrait>(
     with_municipalities(db, found).await
 }
 
-async fn with_municipalities<C: ConnectionTrait>(
+pub(crate) async fn with_municipalities<C: ConnectionTrait>(
     db: &C,
     found: Vec<commission::Model>,
 ) -> StoreResult<Vec<CommissionWithMunicipalities>> {
