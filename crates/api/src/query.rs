@@ -63,6 +63,16 @@ pub async fn visible_investigation(ctx: &Context<'_>, id: Uuid) -> ApiResult<Inv
         .await
         .map_err(load_failed)?
         .ok_or_else(ApiError::not_found)?;
+    // Its commissions came with it: no second read when a field asks for them.
+    loaders(ctx)
+        .commissions
+        .feed_many(
+            loaded
+                .commissions
+                .iter()
+                .map(|c| (c.commission.id, c.clone())),
+        )
+        .await;
     InvestigationObject::for_actor(loaded, &request(ctx).actor()).ok_or_else(ApiError::not_found)
 }
 
