@@ -147,6 +147,26 @@ impl Gql {
     }
 }
 
+/// Every error carries the request id of its response in `extensions.requestId` (checked
+/// here); it differs per request, so it is taken out, and answers can be compared whole (an
+/// unknown email answers exactly like a wrong password).
+fn take_request_ids(body: &mut Value, request_id: Option<&str>) {
+    let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for error in errors {
+        let id = error
+            .get_mut("extensions")
+            .and_then(Value::as_object_mut)
+            .and_then(|extensions| extensions.remove("requestId"));
+        assert_eq!(
+            id.as_ref().and_then(Value::as_str),
+            request_id,
+            "an error without the request id of its response: {error}"
+        );
+    }
+}
+
 /// A server for one test.
 pub struct TestServer {
     pub server: RunningServer,
@@ -207,7 +227,13 @@ impl TestServer {
         }
         let response = request.send().await.expect("the server answers");
         let status = response.status().as_u16();
-        let body = response.json().await.unwrap_or(Value::Null);
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let mut body = response.json().await.unwrap_or(Value::Null);
+        take_request_ids(&mut body, request_id.as_deref());
         Gql { status, body }
     }
 

@@ -9,6 +9,7 @@ mod leaks;
 mod lifecycle;
 mod permissions;
 mod rebuttal;
+mod replicas;
 mod robustness;
 mod security;
 mod support;

@@ -8,43 +8,15 @@ use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use rkflow_domain::Actor;
 use rkflow_domain::role::StoredGrant;
-use rkflow_store::entity::{audit_event, municipality, user};
+use rkflow_store::entity::{municipality, user};
 use rkflow_store::investigations::Loaded;
 use rkflow_store::organisation::CommissionWithMunicipalities;
 use rkflow_store::{Db, Origin, accounts, investigations, organisation};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// Audit events as they are committed, for subscriptions.
-#[derive(Clone)]
-pub struct EventBus {
-    sender: broadcast::Sender<Arc<audit_event::Model>>,
-}
-
-impl EventBus {
-    pub fn new() -> EventBus {
-        let (sender, _) = broadcast::channel(1024);
-        EventBus { sender }
-    }
-
-    pub fn publish(&self, events: Vec<audit_event::Model>) {
-        for event in events {
-            let _ = self.sender.send(Arc::new(event));
-        }
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<audit_event::Model>> {
-        self.sender.subscribe()
-    }
-}
-
-impl Default for EventBus {
-    fn default() -> Self {
-        EventBus::new()
-    }
-}
+pub use crate::events::EventBus;
 
 /// Everything the resolvers share, for the life of the server.
 #[derive(Clone)]
@@ -56,6 +28,8 @@ pub struct ApiState {
     pub events: EventBus,
     /// How long before a deadline reminders go out (default 7 days and 1 day).
     pub reminder_offsets: Vec<chrono::Duration>,
+    /// Told every login's outcome (the server's metrics).
+    pub logins: crate::auth::LoginObserver,
 }
 
 /// Who is asking, and from where.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clock;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod input;
 pub mod limits;

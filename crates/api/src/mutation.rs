@@ -301,7 +301,7 @@ impl MutationRoot {
     ) -> ApiResult<LoginPayload> {
         let state = state(ctx);
         let request = request(ctx);
-        let (token, expires_at, user) = auth::login(
+        let result = auth::login(
             &state.db,
             &state.auth,
             &state.passwords,
@@ -310,7 +310,9 @@ impl MutationRoot {
             &email,
             &password,
         )
-        .await?;
+        .await;
+        state.logins.observe(&result);
+        let (token, expires_at, user) = result?;
         Ok(LoginPayload {
             token,
             expires_at,

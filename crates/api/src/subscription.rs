@@ -1,6 +1,6 @@
 //! The subscription root: audit events of one investigation as they are committed, for
 //! whoever may read its audit trail. Each event is checked again when it arrives, so losing
-//! access ends the flow of events.
+//! access ends the flow of events; shutting the server down ends it too (see `events.rs`).
 
 use crate::context::{ApiState, request, session, state};
 use crate::error::{ApiError, ApiResult};
@@ -9,7 +9,6 @@ use async_graphql::{Context, ID, Subscription};
 use futures::stream::{self, Stream, StreamExt};
 use rkflow_domain::{Action, Actor};
 use rkflow_store::investigations;
-use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 async fn may_follow(state: &ApiState, actor: &Actor, id: Uuid) -> ApiResult<()> {
@@ -35,17 +34,11 @@ impl SubscriptionRoot {
         let state = state(ctx).clone();
         let actor = request(ctx).actor();
         may_follow(&state, &actor, id).await?;
-        let receiver = state.events.subscribe();
-        let events = stream::unfold(receiver, |mut receiver| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(event) => return Some((event, receiver)),
-                    Err(RecvError::Lagged(skipped)) => {
-                        tracing::warn!(skipped, "subscriber lagged behind; events skipped");
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            }
+        // Ends when the server shuts down: the client is then sent `complete`.
+        let subscription = state.events.subscribe();
+        let events = stream::unfold(subscription, |mut subscription| async move {
+            let event = subscription.next().await?;
+            Some((event, subscription))
         });
         Ok(events
             .filter(move |event| {

@@ -33,6 +33,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: the size of the `serve` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run pending migrations, then serve the GraphQL API.
@@ -53,6 +55,12 @@ pub enum Command {
     },
     /// Print the permission table (who may do what, in which phase).
     Permissions,
+    /// Write a consistent backup to a new file while the server may be running (SQLite:
+    /// VACUUM INTO; PostgreSQL: pg_dump), then print its rows per table and audit chain state.
+    Backup(BackupArgs),
+    /// Put a SQLite backup in place as a new database (never over an existing one). For
+    /// PostgreSQL use pg_restore (README, "Backups and restore").
+    Restore(RestoreArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +88,24 @@ pub struct DatabaseArgs {
     /// Database URL: a SQLite file (`rkflow.db`, `sqlite://path`) or `postgres://…`.
     #[arg(long, env = "RKFLOW_DATABASE_URL", default_value = "rkflow.db")]
     pub database_url: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BackupArgs {
+    /// The backup file to write; refused when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub to: std::path::PathBuf,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
+    /// The SQLite backup file (written by `rkflow backup`).
+    #[arg(long, value_name = "FILE")]
+    pub from: std::path::PathBuf,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -160,6 +186,9 @@ pub struct ServeArgs {
     /// Seconds a GraphQL request may run before it is stopped.
     #[arg(long, env = "RKFLOW_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
+    /// Seconds a shutdown (SIGTERM) waits for in-flight requests before it drops them.
+    #[arg(long, env = "RKFLOW_SHUTDOWN_GRACE_SECONDS", default_value_t = 25)]
+    pub shutdown_grace_seconds: u64,
     /// Seconds between the deadline scheduler's passes.
     #[arg(long, env = "RKFLOW_SCHEDULER_INTERVAL_SECONDS", default_value_t = 30)]
     pub scheduler_interval_seconds: u64,
@@ -169,6 +198,17 @@ pub struct ServeArgs {
     /// Extra days equated to holidays for deadlines (YYYY-MM-DD, comma-separated).
     #[arg(long, env = "RKFLOW_EXTRA_HOLIDAYS", default_value = "")]
     pub extra_holidays: String,
+    /// Serve Prometheus metrics at GET /metrics (unauthenticated: keep it off the public
+    /// network).
+    #[arg(long, env = "RKFLOW_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+    /// Serve /metrics on this address only, instead of on the main listener.
+    #[arg(long, env = "RKFLOW_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Export traces over OTLP (HTTP/protobuf) to this collector, e.g.
+    /// http://otel-collector:4318 (`/v1/traces` is appended); off when unset.
+    #[arg(long, env = "RKFLOW_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The validated settings of a server.
@@ -186,12 +226,21 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// How long one GraphQL request may run.
     pub request_timeout: std::time::Duration,
+    /// How long a shutdown waits for in-flight requests and subscriptions; then the remaining
+    /// connections are dropped (their transactions roll back).
+    pub shutdown_grace: std::time::Duration,
     /// Time between scheduler passes.
     pub scheduler_interval: std::time::Duration,
     /// How long before a deadline reminders go out.
     pub reminder_offsets: Vec<chrono::Duration>,
     /// Rest days for deadlines beyond the statutory holidays.
     pub calendar: Calendar,
+    /// Serve GET /metrics.
+    pub metrics: bool,
+    /// A separate address for /metrics (then the main listener does not serve it).
+    pub metrics_listen: Option<SocketAddr>,
+    /// The OTLP/HTTP traces URL (`…/v1/traces`) when trace export is on.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServerConfig {
@@ -208,11 +257,44 @@ impl ServerConfig {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             request_timeout: std::time::Duration::from_secs(30),
+            shutdown_grace: std::time::Duration::from_secs(25),
             scheduler_interval: std::time::Duration::from_secs(30),
             reminder_offsets: vec![chrono::Duration::days(7), chrono::Duration::days(1)],
             calendar: Calendar::default(),
+            metrics: true,
+            metrics_listen: None,
+            otlp_endpoint: None,
         }
     }
+}
+
+/// The OTLP/HTTP traces URL for `RKFLOW_OTLP_ENDPOINT`: an http(s) URL with a host; a bare
+/// collector address gets `/v1/traces` appended (as `OTEL_EXPORTER_OTLP_ENDPOINT` does).
+pub fn otlp_traces_url(endpoint: &str) -> anyhow::Result<String> {
+    let endpoint = endpoint.trim();
+    let invalid = || {
+        anyhow::anyhow!(
+            "RKFLOW_OTLP_ENDPOINT / --otlp-endpoint: `{endpoint}` is not an http(s) URL like http://otel-collector:4318"
+        )
+    };
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .ok_or_else(invalid)?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty()
+        || host.contains('@')
+        || endpoint.contains(char::is_whitespace)
+        || endpoint.contains(['?', '#'])
+    {
+        return Err(invalid());
+    }
+    let base = endpoint.trim_end_matches('/');
+    Ok(if base.ends_with("/v1/traces") {
+        base.to_string()
+    } else {
+        format!("{base}/v1/traces")
+    })
 }
 
 impl TryFrom<ServeArgs> for ServerConfig {
@@ -239,8 +321,11 @@ impl TryFrom<ServeArgs> for ServerConfig {
         if args.session_absolute_hours < 1 {
             bail!("RKFLOW_SESSION_ABSOLUTE_HOURS must be at least 1");
         }
-        if args.login_max_failures_per_account < 1 || args.login_max_failures_per_client < 1 {
-            bail!("RKFLOW_LOGIN_MAX_FAILURES_PER_ACCOUNT and _PER_CLIENT must be at least 1");
+        if args.login_max_failures_per_account < 1 {
+            bail!("RKFLOW_LOGIN_MAX_FAILURES_PER_ACCOUNT must be at least 1");
+        }
+        if args.login_max_failures_per_client < 1 {
+            bail!("RKFLOW_LOGIN_MAX_FAILURES_PER_CLIENT must be at least 1");
         }
         if args.login_throttle_window_minutes < 1 {
             bail!("RKFLOW_LOGIN_THROTTLE_WINDOW_MINUTES must be at least 1");
@@ -259,6 +344,11 @@ impl TryFrom<ServeArgs> for ServerConfig {
         if !(1..=600).contains(&args.request_timeout_seconds) {
             bail!("RKFLOW_REQUEST_TIMEOUT_SECONDS must be between 1 and 600");
         }
+        if !(1..=600).contains(&args.shutdown_grace_seconds) {
+            bail!(
+                "RKFLOW_SHUTDOWN_GRACE_SECONDS / --shutdown-grace-seconds must be between 1 and 600 (keep it below the orchestrator's kill timeout, 30 s in Kubernetes)"
+            );
+        }
         if args.max_aliases > 1_000 || args.max_root_fields == 0 || args.max_fields < 50 {
             bail!(
                 "RKFLOW_MAX_ALIASES must be at most 1000, RKFLOW_MAX_ROOT_FIELDS at least 1 and RKFLOW_MAX_FIELDS at least 50"
@@ -276,6 +366,35 @@ impl TryFrom<ServeArgs> for ServerConfig {
         let extra_holidays = parse_list(&args.extra_holidays, "RKFLOW_EXTRA_HOLIDAYS", |text| {
             chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
         })?;
+        let metrics_listen = match &args.metrics_listen {
+            Some(text) if !text.trim().is_empty() => {
+                let addr: SocketAddr = text.trim().parse().with_context(|| {
+                    format!(
+                        "RKFLOW_METRICS_LISTEN / --metrics-listen: `{text}` is not an address like 0.0.0.0:9090"
+                    )
+                })?;
+                if addr == listen && addr.port() != 0 {
+                    bail!("RKFLOW_METRICS_LISTEN must differ from RKFLOW_LISTEN ({listen})");
+                }
+                Some(addr)
+            }
+            _ => None,
+        };
+        if metrics_listen.is_some() && !args.metrics {
+            bail!("RKFLOW_METRICS_LISTEN is set but RKFLOW_METRICS is false: unset one of them");
+        }
+        let otlp_endpoint = match &args.otlp_endpoint {
+            Some(text) if !text.trim().is_empty() => {
+                let url = otlp_traces_url(text)?;
+                if !cfg!(feature = "otlp") {
+                    bail!(
+                        "RKFLOW_OTLP_ENDPOINT / --otlp-endpoint is set, but this rkflow was built without trace export: build it with `cargo build --release --features otlp`, or unset the setting"
+                    );
+                }
+                Some(url)
+            }
+            _ => None,
+        };
         let cors_origins = parse_list(&args.cors_origins, "RKFLOW_CORS_ORIGINS", |origin| {
             let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
                 && !origin.ends_with('/')
@@ -284,7 +403,11 @@ impl TryFrom<ServeArgs> for ServerConfig {
         })?;
         Ok(ServerConfig {
             request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
+            shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_seconds),
             scheduler_interval: std::time::Duration::from_secs(args.scheduler_interval_seconds),
+            metrics: args.metrics,
+            metrics_listen,
+            otlp_endpoint,
             reminder_offsets,
             calendar: Calendar {
                 extra_holidays: extra_holidays.into_iter().collect(),

@@ -1,13 +1,17 @@
 //! HTTP: the routes, our own GraphQL request handling (content types, size limits, no
-//! batches, errors that always carry a code and never Debug text), downloads and probes.
+//! batches, errors that always carry a code and never Debug text), downloads, probes and
+//! metrics.
 
 use crate::AppState;
+use crate::metrics::{OperationSlot, PoolState, UNKNOWN_OPERATION};
+use crate::request_id;
 use async_graphql::http::{GraphiQLSource, MultipartOptions};
 use async_graphql::{Data, ServerError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, MatchedPath, Path, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,6 +20,7 @@ use rkflow_api::error::{ApiError, Code};
 use rkflow_api::{auth, files};
 use serde_json::json;
 use std::net::SocketAddr;
+use std::time::Instant;
 use uuid::Uuid;
 
 /// Largest JSON request body: a long Markdown report fits.
@@ -25,15 +30,23 @@ pub const MAX_MULTIPART_BODY: usize = rkflow_domain::content::MAX_UPLOAD_BYTES +
 
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
-    let router = Router::new()
+    let mut routes = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(subscriptions))
         .route("/files/versions/{id}", get(download_version))
         .route("/files/bundles/{id}", get(download_bundle))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(readyz));
+    if state.config.metrics && state.config.metrics_listen.is_none() {
+        routes = routes.route("/metrics", get(serve_metrics));
+    }
+    let router = routes
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
         ))
         .layer(
             tower_http::set_header::SetResponseHeaderLayer::if_not_present(
@@ -48,6 +61,69 @@ pub fn router(state: AppState) -> Router {
         )),
         None => router,
     }
+}
+
+/// The router of the separate metrics listener (`RKFLOW_METRICS_LISTEN`): `/metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(serve_metrics))
+        .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text, read at the moment of the scrape.
+async fn serve_metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics.render(PoolState::of(&state.api.db.conn));
+    (
+        [
+            (header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// What a GraphQL answer was, for the metrics: the first error's code or `ok`.
+#[derive(Clone, Copy, Debug)]
+struct Outcome(&'static str);
+
+/// The operation label of a GraphQL answer.
+#[derive(Clone, Debug)]
+struct OperationLabel(String);
+
+/// Counts every request: `POST /graphql` by operation and outcome (with its duration), every
+/// other route by its template and status. Outside the panic catcher, so a panic counts too.
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string());
+    let graphql = request.method() == Method::POST && route.as_deref() == Some("/graphql");
+    let response = next.run(request).await;
+    if graphql {
+        let operation = response
+            .extensions()
+            .get::<OperationLabel>()
+            .map_or(UNKNOWN_OPERATION, |label| label.0.as_str());
+        let outcome = response.extensions().get::<Outcome>().map_or(
+            if response.status().is_success() {
+                "ok"
+            } else {
+                Code::Internal.as_str()
+            },
+            |outcome| outcome.0,
+        );
+        state
+            .metrics
+            .graphql_request(operation, outcome, started.elapsed());
+    } else {
+        state.metrics.http_request(
+            route.as_deref().unwrap_or("unmatched"),
+            response.status().as_u16(),
+        );
+    }
+    response
 }
 
 /// tower-http answers every preflight with the allowed methods and headers and leaves out only
@@ -97,15 +173,19 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     )
 }
 
-/// A GraphQL-shaped error body.
+/// A GraphQL-shaped error body, with the request id.
 fn error_response(status: StatusCode, code: Code, message: &str) -> Response {
-    (
+    let mut extensions = json!({ "code": code.as_str() });
+    if let Some(id) = request_id::current() {
+        extensions["requestId"] = json!(id);
+    }
+    let mut response = (
         status,
-        Json(
-            json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] }),
-        ),
+        Json(json!({ "errors": [{ "message": message, "extensions": extensions }] })),
     )
-        .into_response()
+        .into_response();
+    response.extensions_mut().insert(Outcome(code.as_str()));
+    response
 }
 
 fn api_error_response(err: ApiError) -> Response {
@@ -228,7 +308,7 @@ async fn request_context(
     Ok(RequestContext {
         session,
         client: Some(client),
-        request_id: Uuid::new_v4().simple().to_string(),
+        request_id: request_id::current().unwrap_or_else(request_id::generate),
         reads: Default::default(),
     })
 }
@@ -268,28 +348,64 @@ fn log_denials(errors: &[ServerError], origin: &rkflow_store::Origin) {
     }
 }
 
-/// Every error leaves with a code: errors from parsing, validation and limits (which
-/// async-graphql raises without one) are BAD_USER_INPUT.
-fn ensure_codes(errors: &mut [ServerError]) {
+/// Every error leaves with a code (errors from parsing, validation and limits, which
+/// async-graphql raises without one, are BAD_USER_INPUT) and the request id.
+fn ensure_codes(errors: &mut [ServerError], request_id: &str) {
     for error in errors {
-        let has_code = error
-            .extensions
-            .as_ref()
-            .is_some_and(|extensions| extensions.get("code").is_some());
-        if !has_code {
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", Code::BadUserInput.as_str());
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", Code::BadUserInput.as_str());
         }
+        extensions.set("requestId", request_id);
     }
 }
 
+/// The outcome label of an executed operation: `ok`, or the first error's code.
+fn outcome_of(errors: &[ServerError]) -> &'static str {
+    let Some(error) = errors.first() else {
+        return "ok";
+    };
+    let code = error
+        .extensions
+        .as_ref()
+        .and_then(|extensions| extensions.get("code"))
+        .map(|code| code.to_string())
+        .unwrap_or_default();
+    let code = code.trim_matches('"');
+    [
+        Code::Unauthenticated,
+        Code::Forbidden,
+        Code::NotFound,
+        Code::BadUserInput,
+        Code::Conflict,
+        Code::TooManyRequests,
+    ]
+    .into_iter()
+    .map(Code::as_str)
+    .find(|known| *known == code)
+    .unwrap_or(Code::Internal.as_str())
+}
+
+/// `POST /graphql`; the answer carries the operation label for [`count_requests`].
 async fn graphql(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
+) -> Response {
+    let slot = OperationSlot::default();
+    let mut response = execute_graphql(&state, peer, &headers, body, &slot).await;
+    let label = slot.label().unwrap_or(UNKNOWN_OPERATION).to_string();
+    response.extensions_mut().insert(OperationLabel(label));
+    response
+}
+
+async fn execute_graphql(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+    slot: &OperationSlot,
 ) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -364,11 +480,11 @@ async fn graphql(
             }
         }
     };
-    let client = client_address(&state, &headers, peer);
-    let context = match request_context(&state, &headers, client).await {
+    let client = client_address(state, headers, peer);
+    let context = match request_context(state, headers, client).await {
         Ok(context) => context,
         Err(err) if err.code == Code::Internal => {
-            return match outage(&state).await {
+            return match outage(state).await {
                 Some(response) => response,
                 None => api_error_response(err),
             };
@@ -377,7 +493,12 @@ async fn graphql(
     };
     let reads = context.reads.clone();
     let origin = context.origin();
-    let request = request.data(context).data(Loaders::new(&state.api.db));
+    let request_id = context.request_id.clone();
+    let slot = slot.for_operation(request.operation_name.as_deref());
+    let request = request
+        .data(context)
+        .data(Loaders::new(&state.api.db))
+        .data(slot);
     let Ok(mut response) =
         tokio::time::timeout(state.config.request_timeout, state.schema.execute(request)).await
     else {
@@ -394,7 +515,7 @@ async fn graphql(
     if let Err(err) = reads.flush(&state.api, &origin).await {
         tracing::error!(code = err.code.as_str(), "auditing content reads failed");
     }
-    ensure_codes(&mut response.errors);
+    ensure_codes(&mut response.errors, &request_id);
     log_denials(&response.errors, &origin);
     let internal = response.errors.iter().any(|error| {
         error
@@ -403,10 +524,12 @@ async fn graphql(
             .and_then(|extensions| extensions.get("code"))
             .is_some_and(|code| code.to_string().contains("INTERNAL"))
     });
-    if internal && let Some(outage) = outage(&state).await {
+    if internal && let Some(outage) = outage(state).await {
         return outage;
     }
+    let outcome = outcome_of(&response.errors);
     let mut http = Json(response).into_response();
+    http.extensions_mut().insert(Outcome(outcome));
     http.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     http
@@ -438,10 +561,14 @@ async fn subscriptions(
         Err(err) => return api_error_response(err),
     };
     let schema = state.schema.clone();
+    let metrics = state.metrics.clone();
     upgrade
         .protocols(["graphql-transport-ws", "graphql-ws"])
         .on_upgrade(move |socket| async move {
-            GraphQLWebSocket::new(socket, schema, protocol)
+            let _open = metrics.subscription_opened();
+            // Ends cleanly at shutdown: `complete` for each subscription, then close (1001).
+            let (sink, stream) = state.shutdown.websocket(socket);
+            GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let mut context = header_context;
                     let token = payload

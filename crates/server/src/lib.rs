@@ -7,14 +7,20 @@
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod metrics;
+pub mod request_id;
+pub mod serve;
+pub mod telemetry;
 
 use anyhow::Context as _;
 use config::ServerConfig;
+use metrics::Metrics;
 use rkflow_api::auth::Passwords;
 use rkflow_api::clock::Clock;
 use rkflow_api::{ApiState, EventBus, RkflowSchema};
 use rkflow_store::Db;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -24,11 +30,20 @@ pub struct AppState {
     pub api: ApiState,
     pub schema: RkflowSchema,
     pub config: ServerConfig,
+    pub metrics: Arc<Metrics>,
+    /// Ends subscription sockets at shutdown.
+    pub shutdown: serve::Shutdown,
 }
+
+/// How long a shutdown waits, after the grace period for requests, for the scheduler, the
+/// event listener and the pool to close (25 + 3 s stays below Kubernetes' 30 s).
+const AFTER_DRAIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A running server.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where /metrics is served when it has its own listener (`RKFLOW_METRICS_LISTEN`).
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     /// Demo logins (email, password) when the demo was seeded now.
     pub demo_logins: Vec<(String, String)>,
@@ -37,7 +52,8 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish, and waits.
+    /// Stops accepting, lets in-flight requests finish (within the grace period; then drops
+    /// them), ends subscriptions, stops the background tasks, closes the pool, and waits.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -81,6 +97,11 @@ pub fn redact(url: &str) -> String {
 pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<RunningServer> {
     let mut db = open_database(&config.database_url).await?;
     db.calendar = config.calendar.clone();
+    let events = if db.is_postgres() {
+        EventBus::fed_by_database()
+    } else {
+        EventBus::new()
+    };
     let clock = match config.manual_clock {
         Some(start) => Clock::manual(start),
         None => Clock::System,
@@ -91,36 +112,73 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
         .warm_up()
         .await
         .map_err(|_| anyhow::anyhow!("argon2 does not work on this machine"))?;
+    let metrics = Arc::new(Metrics::new(&rkflow_api::schema::sdl()));
     let api = ApiState {
         db: db.clone(),
         clock,
         auth: config.auth.clone(),
         passwords,
-        events: EventBus::new(),
+        events: events.clone(),
         reminder_offsets: config.reminder_offsets.clone(),
+        logins: rkflow_api::auth::LoginObserver::new({
+            let metrics = metrics.clone();
+            move |outcome| metrics.login(outcome)
+        }),
     };
+    // Subscriptions hear of every commit through the database when replicas may share it.
+    let listener_task = rkflow_api::events::start_listener(&db, &events)
+        .await
+        .context("listening for committed audit events failed")?;
     let demo_logins = if config.demo {
         demo::seed(&api).await.context("seeding the demo failed")?
     } else {
         Vec::new()
     };
     let schema = rkflow_api::schema::builder(config.limits)
+        .extension(metrics::OperationNameExtension(metrics.clone()))
         .data(api.clone())
         .finish();
     let state = AppState {
         api,
         schema,
         config: config.clone(),
+        metrics: metrics.clone(),
+        shutdown: serve::Shutdown::new(events.clone()),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_server = match config.metrics_listen {
+        Some(metrics_listen) if config.metrics => {
+            let listener = tokio::net::TcpListener::bind(metrics_listen)
+                .await
+                .with_context(|| {
+                    format!("cannot listen on {metrics_listen} (RKFLOW_METRICS_LISTEN)")
+                })?;
+            let metrics_addr = listener.local_addr()?;
+            let app = http::metrics_router(state.clone());
+            let task = tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, app).await {
+                    tracing::error!(error = %err, "metrics server error");
+                }
+            });
+            Some((metrics_addr, task))
+        }
+        _ => None,
+    };
+    let metrics_addr = metrics_server.as_ref().map(|(addr, _)| *addr);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-    let scheduler = spawn_scheduler(state.api.clone(), config.scheduler_interval);
+    let scheduler = spawn_scheduler(state.api.clone(), config.scheduler_interval, metrics);
     let app = http::router(state.clone())
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .into_make_service_with_connect_info::<SocketAddr>();
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_id::make_span)
+                .on_response(request_id::on_response),
+        )
+        .layer(axum::middleware::from_fn(request_id::middleware));
+    let shutdown = state.shutdown.clone();
+    let grace = config.shutdown_grace;
     let join = tokio::spawn(async move {
         let stop = async move {
             if with_signals {
@@ -131,19 +189,43 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
             } else {
                 let _ = shutdown_rx.await;
             }
-            tracing::info!("shutting down: finishing in-flight requests");
         };
-        if let Err(err) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %err, "server error");
+        // Stops accepting, ends the subscriptions (closing the event bus also stops the
+        // scheduler and the listener) and drains the connections within the grace period.
+        let drained = serve::serve(listener, app, stop, &shutdown, grace).await;
+        // The scheduler finishes the pass under way (one transaction per investigation), the
+        // listener gives its connection back, the pool closes: all within a few seconds more.
+        let deadline = tokio::time::Instant::now() + AFTER_DRAIN;
+        for (task, name) in [
+            (Some(scheduler), "scheduler"),
+            (listener_task, "event listener"),
+        ] {
+            let Some(mut task) = task else { continue };
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                tracing::warn!("shutting down: the {name} did not stop in time; dropped");
+                task.abort();
+            }
         }
-        scheduler.abort();
-        db.close().await;
+        if let Some((_, task)) = metrics_server {
+            task.abort();
+        }
+        // A dropped request's connection may be stuck (behind a lock): not worth waiting for;
+        // the process ends the session, and the database rolls its transaction back.
+        let deadline = if drained {
+            deadline
+        } else {
+            deadline.min(tokio::time::Instant::now() + std::time::Duration::from_millis(500))
+        };
+        if tokio::time::timeout_at(deadline, db.close()).await.is_err() {
+            tracing::warn!(
+                "shutting down: connections still busy; ending their sessions (the database rolls back what they had begun)"
+            );
+        }
+        tracing::info!("shut down");
     });
     Ok(RunningServer {
         addr,
+        metrics_addr,
         state,
         demo_logins,
         shutdown: Some(shutdown_tx),
@@ -151,14 +233,24 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
     })
 }
 
-/// The deadline scheduler: a pass every `interval`, also right after start.
-fn spawn_scheduler(api: ApiState, interval: std::time::Duration) -> JoinHandle<()> {
+/// The deadline scheduler: a pass every `interval`, also right after start, until the event
+/// bus closes at shutdown (a pass under way finishes first).
+fn spawn_scheduler(
+    api: ApiState,
+    interval: std::time::Duration,
+    metrics: Arc<Metrics>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            if let Err(err) = rkflow_api::scheduler::run_tick(&api).await {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = api.events.closed() => break,
+            }
+            let result = rkflow_api::scheduler::run_tick(&api).await;
+            metrics.scheduler_pass(result.is_ok());
+            if let Err(err) = result {
                 tracing::warn!(
                     code = err.code.as_str(),
                     "scheduler pass failed; retrying later"

@@ -1,4 +1,5 @@
-//! `rkflow`: serve, migrate, print the schema, manage accounts, verify the audit chain.
+//! `rkflow`: serve, migrate, print the schema, manage accounts, verify the audit chain, back up
+//! and restore.
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
@@ -7,38 +8,48 @@ use rkflow_server::config::{AdminCommand, AuditCommand, Cli, Command, ServerConf
 use rkflow_server::{open_database, start};
 use std::process::ExitCode;
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RKFLOW_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let json = std::env::var("RKFLOW_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    match run(cli).await {
+    // `serve` checks its settings before logging starts: the trace export is one of them.
+    let serve = match &cli.command {
+        Command::Serve(args) => match ServerConfig::try_from(args.clone()) {
+            Ok(config) => Some(config),
+            Err(err) => {
+                eprintln!("rkflow: {err:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let otlp = serve
+        .as_ref()
+        .and_then(|config| config.otlp_endpoint.as_deref());
+    let telemetry = match rkflow_server::telemetry::init(otlp) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("rkflow: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match run(cli, serve).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("rkflow: {err:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown().await;
+    code
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, serve: Option<ServerConfig>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
-            let config = ServerConfig::try_from(args)?;
+            let config = match serve {
+                Some(config) => config,
+                None => ServerConfig::try_from(args)?,
+            };
             let server = start(config.clone(), true).await?;
             if !server.demo_logins.is_empty() {
                 println!("rkflow demo: the 2019 Bloemendaal–Heemstede investigation is ready.");
@@ -111,6 +122,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("created admin {} ({})", created.email, created.id);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Backup(args) => {
+            let url = &args.database.database_url;
+            let summary = rkflow_store::backup::backup(url, &args.to)
+                .await
+                .with_context(|| format!("no backup of {} made", rkflow_server::redact(url)))?;
+            println!("backup written to {}", args.to.display());
+            Ok(print_summary(&summary))
+        }
+        Command::Restore(args) => {
+            let url = &args.database.database_url;
+            let summary = rkflow_store::backup::restore_sqlite(&args.from, url)
+                .await
+                .context("nothing restored")?;
+            println!(
+                "restored {} as {} (migrated when the server starts or by `rkflow migrate`)",
+                args.from.display(),
+                rkflow_server::redact(url)
+            );
+            Ok(print_summary(&summary))
+        }
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => {
@@ -131,5 +162,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
+    }
+}
+
+/// Prints a backup's rows per table and audit chain; exit code 1 when the chain is broken.
+fn print_summary(summary: &rkflow_store::backup::Summary) -> ExitCode {
+    println!("rows per table:");
+    for (table, rows) in &summary.counts {
+        println!("  {table:<32} {rows:>10}");
+    }
+    let audit = &summary.audit;
+    if audit.intact {
+        println!(
+            "audit chain intact: {} events checked",
+            audit.events_checked
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "audit chain BROKEN at event {} ({} events checked)",
+            audit.first_broken_seq.unwrap_or_default(),
+            audit.events_checked
+        );
+        ExitCode::FAILURE
     }
 }

@@ -5,7 +5,12 @@
 //!   (every version has its content, every change exactly one audit event, version numbers
 //!   without gaps) and `rkflow audit verify` exits 0.
 //! - R8: SIGTERM while requests are in flight: a request whose body is still arriving is
-//!   completed, the others complete or fail cleanly, and the process exits 0 within seconds.
+//!   completed, the others complete or fail cleanly (a request that got an answer got all of
+//!   it), a subscriber is sent `complete` and a close frame, new connections are refused, and
+//!   the process exits 0 within seconds.
+//! - R8b: SIGTERM while writes are stuck behind a lock: the process waits the grace period
+//!   (`RKFLOW_SHUTDOWN_GRACE_SECONDS`), then drops them and exits 0; their transactions roll
+//!   back, every acknowledged write is there and the audit chain verifies.
 //! - R2 (ignored, it restarts the shared PostgreSQL): PostgreSQL goes away under the server:
 //!   `/readyz` turns 503, requests fail with INTERNAL within the pool's acquire timeout, and
 //!   once PostgreSQL is back everything works again without restarting the server.
@@ -207,7 +212,15 @@ struct Server {
 
 impl Server {
     fn start(url: &str) -> Server {
-        let mut child = command(&["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+        Server::start_with(url, &[])
+    }
+
+    fn start_with(url: &str, env: &[(&str, &str)]) -> Server {
+        let mut command = command(&["serve", "--listen", "127.0.0.1:0", "--database-url", url]);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
             .env("RKFLOW_LOG", LOG_FILTER)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -365,7 +378,11 @@ async fn gql(
     }
     let response = request.send().await.map_err(|err| err.to_string())?;
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|err| err.to_string())?;
+    // An answer that began must be whole: its errors start with "status".
+    let body = response
+        .bytes()
+        .await
+        .map_err(|err| format!("status {status}, body cut off: {err}"))?;
     let body = serde_json::from_slice(&body).map_err(|_| {
         format!(
             "status {status}, not JSON: {}",
@@ -552,7 +569,7 @@ async fn writer(
                     .expect("acknowledged")
                     .unexpected
                     .push(format!("{status} {body}")),
-                Err(_) => return,
+                Err(err) => return gone(&acknowledged, err),
             }
         } else {
             let text = format!("# Voorstel {unique}\n\nVersie van schrijver {n}, ronde {round}.");
@@ -589,9 +606,21 @@ async fn writer(
                     .expect("acknowledged")
                     .unexpected
                     .push(format!("{status} {body}")),
-                Err(_) => return,
+                Err(err) => return gone(&acknowledged, err),
             }
         }
+    }
+}
+
+/// The server stopped answering: fine before an answer began (connection refused or
+/// closed), unexpected once it had (a cut-off answer).
+fn gone(acknowledged: &Mutex<Acknowledged>, err: String) {
+    if err.starts_with("status ") {
+        acknowledged
+            .lock()
+            .expect("acknowledged")
+            .unexpected
+            .push(err);
     }
 }
 
@@ -844,7 +873,8 @@ impl SlowRequest {
             .expect("connect to the server");
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-             Authorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+             Authorization: Bearer {token}\r\nX-Request-Id: in-flight\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         let half = body.len() / 2;
@@ -883,6 +913,82 @@ impl SlowRequest {
     }
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// `investigationEvents` of `investigation` over graphql-transport-ws (subscription "1").
+async fn subscribe(addr: &str, token: &str, investigation: &str) -> Socket {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/graphql/ws")
+        .into_client_request()
+        .expect("a request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("a header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("a WebSocket");
+    for message in [
+        json!({ "type": "connection_init",
+                "payload": { "Authorization": format!("Bearer {token}") } }),
+        json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription($id: ID!) { investigationEvents(investigationId: $id) { seq action } }",
+            "variables": { "id": investigation } } }),
+    ] {
+        socket
+            .send(Message::text(message.to_string()))
+            .await
+            .expect("sent");
+    }
+    socket
+}
+
+/// How a subscription socket ended.
+#[derive(Debug, Default)]
+struct SocketEnd {
+    /// `next` messages received.
+    events: usize,
+    /// Whether `complete` for subscription "1" came.
+    completed: bool,
+    /// The close frame's code; `None` when the connection ended without one (or did not end).
+    close_code: Option<u16>,
+}
+
+/// Reads a subscription socket until it ends (at most `wait`); with `first_event`, returns as
+/// soon as one event arrived instead.
+async fn read_socket(socket: &mut Socket, wait: Duration, first_event: bool) -> SocketEnd {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut end = SocketEnd::default();
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, socket.next()).await {
+        match message {
+            Message::Text(text) => {
+                let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                match message["type"].as_str() {
+                    Some("next") => {
+                        end.events += 1;
+                        if first_event {
+                            return end;
+                        }
+                    }
+                    Some("complete") if message["id"] == "1" => end.completed = true,
+                    _ => {}
+                }
+            }
+            Message::Close(frame) => {
+                end.close_code = frame.map(|frame| u16::from(frame.code));
+                return end;
+            }
+            _ => {}
+        }
+    }
+    end
+}
+
 async fn sigterm_drains(url: String, label: &'static str) {
     create_admin(&url);
     let http = client();
@@ -896,6 +1002,10 @@ async fn sigterm_drains(url: String, label: &'static str) {
     })
     .await
     .expect("the burst gets going");
+    // A subscriber hears the burst.
+    let mut socket = subscribe(&server.addr, &fixture.chair, &fixture.investigation).await;
+    let heard = read_socket(&mut socket, Duration::from_secs(20), true).await;
+    assert_eq!(heard.events, 1, "{label}: the subscriber hears nothing");
 
     // A request in flight: the server has its headers and waits for the rest of the body.
     let name = format!("Gemeente onderweg {}", Uuid::new_v4().simple());
@@ -920,6 +1030,8 @@ async fn sigterm_drains(url: String, label: &'static str) {
 
     let signalled = Instant::now();
     server.terminate();
+    let subscriber =
+        tokio::spawn(async move { read_socket(&mut socket, Duration::from_secs(15), false).await });
     assert!(
         server
             .wait_for_log(&["shutting down"], Duration::from_secs(10))
@@ -962,6 +1074,12 @@ async fn sigterm_drains(url: String, label: &'static str) {
         took < Duration::from_secs(10),
         "{label}: took {took:?} to stop"
     );
+    // The subscription ended cleanly: `complete`, then a close frame (1001, going away).
+    let ended = subscriber.await.expect("the subscriber");
+    assert!(
+        ended.completed && ended.close_code == Some(1001),
+        "{label}: the subscription ended with {ended:?}"
+    );
     server.assert_no_panic(label);
     let acknowledged = acknowledged.lock().expect("acknowledged").clone();
     assert!(
@@ -981,6 +1099,134 @@ async fn sigterm_drains(url: String, label: &'static str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_and_exits_0() {
     on_each_backend(sigterm_drains).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// R8b: SIGTERM drops what outlives the grace period
+
+const GRACE_SECONDS: u64 = 2;
+
+async fn sigterm_after_the_grace_period(url: String, label: &'static str) {
+    create_admin(&url);
+    let http = client();
+    let grace = GRACE_SECONDS.to_string();
+    let mut server = Server::start_with(&url, &[("RKFLOW_SHUTDOWN_GRACE_SECONDS", &grace)]);
+    let fixture = fixture(&http, &server.base).await;
+    let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = start_burst(&server.base, &fixture, &stop, &acknowledged);
+    eventually(Duration::from_secs(60), || async {
+        (acknowledged.lock().expect("acknowledged").count() >= 10).then_some(())
+    })
+    .await
+    .expect("the burst gets going");
+
+    // Another session holds what every write needs: the audit head's row lock (PostgreSQL;
+    // the writes have begun their transactions and inserted their rows) or the write lock
+    // (SQLite). The burst's requests are stuck in flight.
+    let blocker = Db::connect(&url).await.expect("open the database");
+    let lock = blocker.begin_write().await.expect("a write transaction");
+    if blocker.is_postgres() {
+        lock.execute_unprepared("SELECT seq FROM audit_head FOR UPDATE")
+            .await
+            .expect("lock the audit head");
+    }
+    // Writes that committed before the lock have been answered by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = acknowledged.lock().expect("acknowledged").count();
+
+    let signalled = Instant::now();
+    server.terminate();
+    assert!(
+        server
+            .wait_for_log(&["shutting down"], Duration::from_secs(10))
+            .await,
+        "{label}: no shutdown after SIGTERM\n{}",
+        server.log_text()
+    );
+    // While it waits for the stuck requests, it accepts no new connection.
+    let refused = eventually(Duration::from_secs(1), || async {
+        tokio::net::TcpStream::connect(&server.addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "{label}: still accepting after SIGTERM");
+    let status = server
+        .exited_within(Duration::from_secs(GRACE_SECONDS + 6))
+        .await;
+    let took = signalled.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{label}: exit after SIGTERM: {status:?}\n{}",
+        server.log_text()
+    );
+    assert!(
+        took >= Duration::from_secs(GRACE_SECONDS) - Duration::from_millis(100)
+            && took < Duration::from_secs(GRACE_SECONDS + 4),
+        "{label}: stopped after {took:?}, not soon after the grace period of {GRACE_SECONDS} s"
+    );
+    assert!(
+        server
+            .wait_for_log(&["grace period is over"], Duration::from_secs(1))
+            .await,
+        "{label}: no word of the dropped requests\n{}",
+        server.log_text()
+    );
+    tokio::time::timeout(Duration::from_secs(40), join_all(writers))
+        .await
+        .expect("the writers stop once the server is gone");
+    lock.rollback().await.expect("release the lock");
+    blocker.close().await;
+    server.assert_no_panic(label);
+
+    let acknowledged = acknowledged.lock().expect("acknowledged").clone();
+    assert_eq!(
+        acknowledged.count(),
+        before,
+        "{label}: a write was acknowledged while the lock was held"
+    );
+    assert!(
+        acknowledged.unexpected.is_empty() && acknowledged.internal.is_empty(),
+        "{label}: unexpected answers (a cut-off answer, a 5xx): {:?} {:?}",
+        acknowledged.unexpected,
+        acknowledged.internal
+    );
+    eprintln!(
+        "{label}: stopped {:.0} ms after SIGTERM with writes stuck; {} writes acknowledged",
+        took.as_secs_f64() * 1000.0,
+        acknowledged.count()
+    );
+    // The dropped writes left nothing behind; the acknowledged ones are all there.
+    assert_consistent(&url, label, &acknowledged).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drops_requests_that_outlive_the_grace_period_and_exits_0() {
+    on_each_backend(sigterm_after_the_grace_period).await;
+}
+
+#[test]
+fn the_grace_period_must_be_between_1_and_600_seconds() {
+    for value in ["0", "601", "soon"] {
+        let output = run(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                ":memory:",
+            ],
+            &[("RKFLOW_SHUTDOWN_GRACE_SECONDS", value)],
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{value}: the server started");
+        assert!(
+            stderr.contains("RKFLOW_SHUTDOWN_GRACE_SECONDS") || stderr.contains("shutdown-grace"),
+            "{value}: {stderr}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

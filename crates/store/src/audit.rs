@@ -5,8 +5,8 @@ use crate::error::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use rkflow_domain::audit::{self, EventFields, Verification};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -88,7 +88,62 @@ pub async fn append(
     })
     .exec(txn)
     .await?;
+    notify(txn, head.seq + 1, seq).await?;
     Ok(written)
+}
+
+/// The PostgreSQL channel on which every commit that appended audit events is announced.
+pub const EVENTS_CHANNEL: &str = "rkflow_events";
+
+/// What a notification on [`EVENTS_CHANNEL`] carries: the sequence numbers one `append`
+/// wrote (a few dozen bytes, far below PostgreSQL's 8000-byte limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Appended {
+    pub from: i64,
+    pub to: i64,
+}
+
+/// On PostgreSQL, `pg_notify` in the same transaction as the events: PostgreSQL delivers it
+/// to every listening replica when (and only when) the transaction commits, in commit order.
+/// The audit head is locked until then, so commit order is sequence order.
+async fn notify(txn: &DatabaseTransaction, from: i64, to: i64) -> StoreResult<()> {
+    if txn.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    let payload = serde_json::to_string(&Appended { from, to }).unwrap_or_default();
+    txn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [EVENTS_CHANNEL.into(), payload.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The sequence number of the last committed event (0 for an empty log).
+pub async fn head_seq<C: ConnectionTrait>(db: &C) -> StoreResult<i64> {
+    Ok(audit_head::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .map_or(0, |head| head.seq))
+}
+
+/// Events that belong to an investigation with `after < seq <= through`, oldest first, at
+/// most `limit` (what the event listener hands to subscriptions).
+pub async fn investigation_events_between<C: ConnectionTrait>(
+    db: &C,
+    after: i64,
+    through: i64,
+    limit: u64,
+) -> StoreResult<Vec<audit_event::Model>> {
+    Ok(audit_event::Entity::find()
+        .filter(audit_event::Column::Seq.gt(after))
+        .filter(audit_event::Column::Seq.lte(through))
+        .filter(audit_event::Column::InvestigationId.is_not_null())
+        .order_by_asc(audit_event::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?)
 }
 
 /// Appends one event that belongs to no investigation (accounts, organisation, the clock).

@@ -21,6 +21,16 @@ pub struct Db {
     pub calendar: Calendar,
 }
 
+/// The key of the PostgreSQL advisory lock around migrations ("rkflow" in ASCII).
+pub const MIGRATION_LOCK: i64 = 0x726b_666c_6f77;
+
+/// A failure of sqlx used directly (PostgreSQL locks and notifications) as a store error.
+pub(crate) fn sqlx_error(err: sea_orm::sqlx::Error) -> crate::StoreError {
+    crate::StoreError::Database(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(
+        Arc::new(err),
+    )))
+}
+
 /// The SQLite file used when nothing else is configured.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://rkflow.db?mode=rwc";
 
@@ -94,9 +104,41 @@ impl Db {
         self.backend() == DatabaseBackend::Postgres
     }
 
-    /// Runs pending migrations (all of them on a fresh database).
+    /// Runs pending migrations (all of them on a fresh database). On PostgreSQL several
+    /// replicas may start at once: a session-level advisory lock, held on one dedicated
+    /// connection while the migrations run, lets one of them migrate while the others wait and
+    /// then find nothing pending. PostgreSQL releases the lock if the process dies.
     pub async fn migrate(&self) -> StoreResult<()> {
-        Migrator::up(&self.conn, None).await?;
+        if !self.is_postgres() {
+            Migrator::up(&self.conn, None).await?;
+            return Ok(());
+        }
+        use sea_orm::sqlx;
+        let pool = self.conn.get_postgres_connection_pool();
+        let mut lock = pool.acquire().await.map_err(sqlx_error)?;
+        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .fetch_one(&mut *lock)
+            .await
+            .map_err(sqlx_error)?;
+        if !locked {
+            tracing::info!("another replica is migrating the database; waiting for it");
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *lock)
+                .await
+                .map_err(sqlx_error)?;
+        }
+        let migrated = Migrator::up(&self.conn, None).await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *lock)
+            .await;
+        if unlocked.is_err() {
+            // Ending the session is what releases the lock for certain.
+            lock.close_on_drop();
+        }
+        migrated?;
         Ok(())
     }
 

@@ -7,9 +7,11 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
 pub mod db;
 pub mod entity;
 pub mod error;
+pub mod events;
 pub mod investigations;
 pub mod organisation;
 
