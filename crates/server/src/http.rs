@@ -313,17 +313,23 @@ async fn request_context(
     })
 }
 
+/// The `extensions.code` of an error (empty when it has none).
+fn code_of(error: &ServerError) -> String {
+    let code = error
+        .extensions
+        .as_ref()
+        .and_then(|extensions| extensions.get("code"))
+        .map(|code| code.to_string())
+        .unwrap_or_default();
+    code.trim_matches('"').to_string()
+}
+
 /// Denied requests (no session, refused, hidden, throttled) are logged on the security
 /// target with who and from where, so that peaks can be watched; never with arguments.
 fn log_denials(errors: &[ServerError], origin: &rkflow_store::Origin) {
     for error in errors {
-        let code = error
-            .extensions
-            .as_ref()
-            .and_then(|extensions| extensions.get("code"))
-            .map(|code| code.to_string())
-            .unwrap_or_default();
-        let code = code.trim_matches('"');
+        let code = code_of(error);
+        let code = code.as_str();
         if matches!(
             code,
             "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "TOO_MANY_REQUESTS"
@@ -365,13 +371,7 @@ fn outcome_of(errors: &[ServerError]) -> &'static str {
     let Some(error) = errors.first() else {
         return "ok";
     };
-    let code = error
-        .extensions
-        .as_ref()
-        .and_then(|extensions| extensions.get("code"))
-        .map(|code| code.to_string())
-        .unwrap_or_default();
-    let code = code.trim_matches('"');
+    let code = code_of(error);
     [
         Code::Unauthenticated,
         Code::Forbidden,
