@@ -4,8 +4,8 @@
 //! in the variables and in the literals of the document, before anything runs.
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerResult, Variables};
+use async_graphql::parser::types::{Directive, ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Name, Positioned, ServerResult, Variables};
 use async_graphql_value::{ConstValue, Value};
 use std::sync::Arc;
 
@@ -44,18 +44,26 @@ fn value_has_nul(value: &Value) -> bool {
     false
 }
 
+/// Whether any argument (of a field or a directive) holds a NUL character.
+fn arguments_have_nul(arguments: &[(Positioned<Name>, Positioned<Value>)]) -> bool {
+    arguments
+        .iter()
+        .any(|(_, value)| value_has_nul(&value.node))
+}
+
+fn directives_have_nul(directives: &[Positioned<Directive>]) -> bool {
+    directives
+        .iter()
+        .any(|directive| arguments_have_nul(&directive.node.arguments))
+}
+
 fn selection_has_nul(set: &SelectionSet) -> bool {
     let mut stack = vec![set];
     while let Some(set) = stack.pop() {
         for selection in &set.items {
             let (directives, child) = match &selection.node {
                 Selection::Field(field) => {
-                    if field
-                        .node
-                        .arguments
-                        .iter()
-                        .any(|(_, value)| value_has_nul(&value.node))
-                    {
+                    if arguments_have_nul(&field.node.arguments) {
                         return true;
                     }
                     (&field.node.directives, &field.node.selection_set.node)
@@ -64,25 +72,13 @@ fn selection_has_nul(set: &SelectionSet) -> bool {
                     (&fragment.node.directives, &fragment.node.selection_set.node)
                 }
                 Selection::FragmentSpread(spread) => {
-                    if spread.node.directives.iter().any(|directive| {
-                        directive
-                            .node
-                            .arguments
-                            .iter()
-                            .any(|(_, value)| value_has_nul(&value.node))
-                    }) {
+                    if directives_have_nul(&spread.node.directives) {
                         return true;
                     }
                     continue;
                 }
             };
-            if directives.iter().any(|directive| {
-                directive
-                    .node
-                    .arguments
-                    .iter()
-                    .any(|(_, value)| value_has_nul(&value.node))
-            }) {
+            if directives_have_nul(directives) {
                 return true;
             }
             stack.push(child);
@@ -178,6 +174,14 @@ mod tests {
         ));
         assert!(nul(
             r#"query { me @include(if: true) { name @deprecated(reason: "\u0000") } }"#,
+            serde_json::json!({})
+        ));
+        assert!(nul(
+            r#"query { ... @deprecated(reason: "\u0000") { me { id } } }"#,
+            serde_json::json!({})
+        ));
+        assert!(nul(
+            r#"query { ...F @deprecated(reason: "\u0000") } fragment F on Query { me { id } }"#,
             serde_json::json!({})
         ));
         assert!(!nul(

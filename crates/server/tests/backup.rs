@@ -14,6 +14,8 @@
 //!   that is not a database, a backup whose audit chain is broken, a PostgreSQL restore target,
 //!   and (PostgreSQL) pg_dump missing from PATH.
 
+mod support;
+
 use futures::FutureExt as _;
 use rkflow_server::RunningServer;
 use rkflow_server::config::ServerConfig;
@@ -650,35 +652,16 @@ struct PgDatabase {
 
 impl PgDatabase {
     async fn create(admin_url: &str) -> PgDatabase {
-        let name = format!("test_{}", Uuid::new_v4().simple());
-        let admin = Db::connect(admin_url).await.expect("connect to PostgreSQL");
-        admin
-            .conn
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create a test database");
-        admin.close().await;
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url, |(base, _)| base);
+        let (url, name) = support::create_postgres_database(admin_url).await;
         PgDatabase {
             admin_url: admin_url.to_string(),
-            url: format!("{base}/{name}"),
+            url,
             name,
         }
     }
 
     async fn remove(self) {
-        if let Ok(admin) = Db::connect(&self.admin_url).await {
-            let _ = admin
-                .conn
-                .execute_unprepared(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ))
-                .await;
-            admin.close().await;
-        }
+        support::drop_postgres_database(&self.admin_url, &self.name).await;
     }
 }
 

@@ -18,6 +18,8 @@
 //! Each runs on a fresh SQLite file and, when `RKFLOW_TEST_POSTGRES_URL` is set, on a fresh
 //! PostgreSQL database.
 
+mod support;
+
 use rkflow_store::Db;
 use rkflow_store::entity::{
     audit_event, document, document_version, municipality, version_content,
@@ -78,22 +80,10 @@ impl TestDatabase {
         let admin_url = std::env::var("RKFLOW_TEST_POSTGRES_URL")
             .ok()
             .filter(|url| !url.is_empty())?;
-        let name = format!("test_{}", Uuid::new_v4().simple());
-        let admin = Db::connect(&admin_url)
-            .await
-            .expect("connect to PostgreSQL");
-        admin
-            .conn
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create a test database");
-        admin.close().await;
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(base, _)| base);
+        let (url, name) = support::create_postgres_database(&admin_url).await;
         Some(TestDatabase {
             label: "postgres",
-            url: format!("{base}/{name}"),
+            url,
             cleanup: Cleanup::Postgres {
                 admin_url: admin_url.clone(),
                 name,
@@ -109,13 +99,7 @@ impl TestDatabase {
                 }
             }
             Cleanup::Postgres { admin_url, name } => {
-                if let Ok(admin) = Db::connect(&admin_url).await {
-                    let _ = admin
-                        .conn
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                    admin.close().await;
-                }
+                support::drop_postgres_database(&admin_url, &name).await;
             }
         }
     }

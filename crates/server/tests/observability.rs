@@ -3,9 +3,10 @@
 //! collector). The server tests run on SQLite and, when `RKFLOW_TEST_POSTGRES_URL` is set, on
 //! a fresh PostgreSQL database.
 
+mod support;
+
 use rkflow_server::config::{Cli, Command as CliCommand, ServerConfig};
-use rkflow_store::{Db, Origin, accounts};
-use sea_orm::ConnectionTrait;
+use rkflow_store::{Origin, accounts};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -47,22 +48,10 @@ impl TestDatabase {
         let admin_url = std::env::var("RKFLOW_TEST_POSTGRES_URL")
             .ok()
             .filter(|url| !url.is_empty())?;
-        let name = format!("test_{}", Uuid::new_v4().simple());
-        let admin = Db::connect(&admin_url)
-            .await
-            .expect("connect to RKFLOW_TEST_POSTGRES_URL");
-        admin
-            .conn
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create a test database");
-        admin.close().await;
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(base, _)| base);
+        let (url, name) = support::create_postgres_database(&admin_url).await;
         Some(TestDatabase {
             label: "postgres",
-            url: format!("{base}/{name}"),
+            url,
             postgres: Some((admin_url.clone(), name)),
             file: None,
         })
@@ -81,14 +70,8 @@ impl TestDatabase {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
         }
-        if let Some((admin_url, name)) = self.postgres
-            && let Ok(admin) = Db::connect(&admin_url).await
-        {
-            let _ = admin
-                .conn
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await;
-            admin.close().await;
+        if let Some((admin_url, name)) = self.postgres {
+            support::drop_postgres_database(&admin_url, &name).await;
         }
     }
 }
