@@ -198,7 +198,17 @@ impl TestServer {
         &self.server.state.api.db
     }
 
+    /// Stops the server after checking that every investigation's snapshot (the read model)
+    /// holds what its tables hold, whatever the test did.
     pub async fn stop(self) {
+        let differing = rkflow_store::snapshot::verify(self.db())
+            .await
+            .expect("the snapshots can be checked");
+        assert!(
+            differing.is_empty(),
+            "{}: snapshots differ from their tables for {differing:?}",
+            self.label
+        );
         self.server.stop().await;
     }
 

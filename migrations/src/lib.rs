@@ -7,6 +7,7 @@ mod m20261129_000001_organisation;
 mod m20261129_000002_lifecycle;
 mod m20261129_000003_rebuttal;
 mod m20261129_000004_follow_up;
+mod m20261129_000005_snapshot;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_lifecycle::Migration),
             Box::new(m20261129_000003_rebuttal::Migration),
             Box::new(m20261129_000004_follow_up::Migration),
+            Box::new(m20261129_000005_snapshot::Migration),
         ]
     }
 }

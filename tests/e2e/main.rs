@@ -12,5 +12,6 @@ mod rebuttal;
 mod replicas;
 mod robustness;
 mod security;
+mod snapshots;
 mod support;
 mod visibility;

@@ -7,7 +7,7 @@
 //! pure HTTP and GraphQL surface, refused before any SQL runs, run on SQLite only
 //! ([`sqlite_only`]); each says so.
 
-use crate::support::{Flow, http_error_code, id_of};
+use crate::support::{Flow, counted, http_error_code, id_of, quiet};
 use rkflow_domain::DocumentKind;
 use rkflow_e2e::{Backend, Gql, PASSWORD, TestDb, TestServer, for_each_backend, org};
 use rkflow_store::entity::{audit_event, session, user};
@@ -147,26 +147,6 @@ fn assert_masked(text: &str, what: &str) {
             );
         }
     }
-}
-
-/// Waits until the server issues no more SQL on its own (the scheduler's pass at start), so
-/// that a request's statements can be counted.
-async fn quiet(server: &TestServer) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let before = server.db().statement_count();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if server.db().statement_count() == before || Instant::now() > deadline {
-            return;
-        }
-    }
-}
-
-/// An operation and the SQL statements it caused.
-async fn counted(server: &TestServer, token: Option<&str>, query: &str) -> (Gql, u64) {
-    let before = server.db().statement_count();
-    let answer = server.gql(token, query, json!({})).await;
-    (answer, server.db().statement_count() - before)
 }
 
 /// The server still answers plain and GraphQL requests.

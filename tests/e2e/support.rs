@@ -5,7 +5,7 @@
 use rkflow_domain::{DocumentKind, Phase};
 use rkflow_e2e::{Gql, Org, TestServer};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The fixture key that stands for "no token".
 pub const ANONYMOUS: &str = "anonymous";
@@ -438,4 +438,24 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits until the server issues no more SQL on its own (the scheduler's pass at start), so
+/// that a request's statements can be counted.
+pub async fn quiet(server: &TestServer) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let before = server.db().statement_count();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if server.db().statement_count() == before || Instant::now() > deadline {
+            return;
+        }
+    }
+}
+
+/// An operation and the SQL statements it caused.
+pub async fn counted(server: &TestServer, token: Option<&str>, query: &str) -> (Gql, u64) {
+    let before = server.db().statement_count();
+    let answer = server.gql(token, query, json!({})).await;
+    (answer, server.db().statement_count() - before)
 }

@@ -440,8 +440,6 @@ impl InvestigationObject {
             model: model.clone(),
             title,
             versions,
-            all_versions: self.loaded.all_versions,
-            actor: self.actor.clone(),
         })
     }
 }
@@ -694,13 +692,8 @@ pub struct DocumentObject {
     pub model: document::Model,
     /// The title as the caller may see it (`View::sees_title`).
     pub title: String,
-    /// Only the versions the caller may see (of those loaded: see `all_versions`).
+    /// Only the versions the caller may see.
     pub versions: Vec<document_version::Model>,
-    /// False when loaded for a listing, which reads only the latest and referenced versions
-    /// (`Versions::LatestAndReferenced`): `versions` then loads the whole history first.
-    pub all_versions: bool,
-    /// Whom the versions are shown to (that of the investigation it belongs to).
-    pub actor: Actor,
 }
 
 #[Object(name = "Document")]
@@ -719,21 +712,8 @@ impl DocumentObject {
         &self.title
     }
 
-    async fn versions(&self, ctx: &Context<'_>) -> ApiResult<Vec<VersionObject>> {
-        if self.all_versions {
-            return Ok(self.versions.iter().cloned().map(VersionObject).collect());
-        }
-        let full = loaders(ctx)
-            .investigations
-            .load_one(self.model.investigation_id)
-            .await
-            .map_err(load_failed)?;
-        let versions = full
-            .and_then(|full| InvestigationObject::for_actor(full, &self.actor))
-            .and_then(|investigation| investigation.document_object(&self.model))
-            .map(|document| document.versions)
-            .unwrap_or_default();
-        Ok(versions.into_iter().map(VersionObject).collect())
+    async fn versions(&self) -> Vec<VersionObject> {
+        self.versions.iter().cloned().map(VersionObject).collect()
     }
 
     async fn latest_version(&self) -> Option<VersionObject> {

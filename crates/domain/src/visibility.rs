@@ -182,10 +182,7 @@ impl View {
 
     /// One version of one document. Whoever may see some but not all of a document's versions
     /// sees only versions that are frozen (gate, rebuttal, factual check, bundle) or filed as
-    /// a response, so the latest version anyone sees is the latest or a referenced one:
-    /// listings rely on this and load only those
-    /// (`rkflow_store::investigations::Versions::LatestAndReferenced`); a rule that shows
-    /// other versions must extend that load too.
+    /// a response.
     pub fn sees_version(
         &self,
         investigation: &Investigation,

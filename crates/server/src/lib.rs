@@ -134,6 +134,18 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
     } else {
         Vec::new()
     };
+    // Investigations written before the snapshot existed (or with an older format) are read
+    // from their tables until this has written theirs.
+    tokio::spawn({
+        let db = db.clone();
+        async move {
+            match rkflow_store::snapshot::backfill(&db).await {
+                Ok(0) => {}
+                Ok(written) => tracing::info!(written, "investigation snapshots written"),
+                Err(err) => tracing::warn!(error = %err, "writing investigation snapshots failed"),
+            }
+        }
+    });
     let schema = rkflow_api::schema::builder(config.limits)
         .extension(metrics::OperationNameExtension(metrics.clone()))
         .data(api.clone())

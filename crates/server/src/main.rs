@@ -71,8 +71,11 @@ async fn run(cli: Cli, serve: Option<ServerConfig>) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate(args) => {
-            open_database(&args.database_url).await?;
-            println!("migrations applied");
+            let db = open_database(&args.database_url).await?;
+            let written = rkflow_store::snapshot::backfill(&db)
+                .await
+                .context("writing investigation snapshots failed")?;
+            println!("migrations applied; {written} investigation snapshots written");
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {

@@ -18,6 +18,7 @@ pub mod frozen_version;
 pub mod implementation_update;
 pub mod investigation;
 pub mod investigation_commission;
+pub mod investigation_snapshot;
 pub mod login_attempt;
 pub mod municipality;
 pub mod rapporteur;

@@ -4,14 +4,14 @@
 use crate::Db;
 use crate::audit::{self, NewEvent, Origin};
 use crate::entity::{
-    approval, audit_event, commission, commission_municipality, council_decision,
-    council_submission, deadline, deadline_reminder, document, document_version, extension_request,
-    extension_vote, frozen_version, implementation_update, investigation, investigation_commission,
-    rapporteur, recommendation, response, response_college, response_position, submission_version,
-    user, version_content,
+    approval, audit_event, commission_municipality, council_decision, council_submission, deadline,
+    deadline_reminder, document, document_version, extension_request, extension_vote,
+    frozen_version, implementation_update, investigation, investigation_commission,
+    investigation_snapshot, rapporteur, recommendation, response, response_college,
+    response_position, submission_version, user, version_content,
 };
 use crate::error::{StoreError, StoreResult};
-use crate::organisation;
+use crate::{organisation, snapshot};
 use chrono::{DateTime, Utc};
 use rkflow_domain::deadline::Calendar;
 use rkflow_domain::investigation::{
@@ -26,7 +26,7 @@ use rkflow_domain::{
     Actor, Change, Command, DocumentKind, DomainError, Investigation, InvestigationId, Phase,
     RecommendationAddressee, ResponseMode,
 };
-use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, LockType, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
     ExprTrait, FromQueryResult, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -46,11 +46,8 @@ pub struct Loaded {
     pub commissions: Vec<organisation::CommissionWithMunicipalities>,
     pub rapporteurs: Vec<rapporteur::Model>,
     pub documents: Vec<document::Model>,
-    /// Version metadata by document then number: every version, or with
-    /// [`Versions::LatestAndReferenced`] only those (see `all_versions`).
+    /// Every version's metadata, by document then number.
     pub versions: Vec<document_version::Model>,
-    /// Whether `versions` (and the domain value's document versions) hold every version.
-    pub all_versions: bool,
     /// The still-valid approvals of the current gate.
     pub approvals: Vec<approval::Model>,
     pub recommendations: Vec<recommendation::Model>,
@@ -92,22 +89,21 @@ fn parse_kind(text: &str) -> StoreResult<DocumentKind> {
     DocumentKind::parse(text).ok_or_else(|| StoreError::corrupt(format!("unknown kind {text}")))
 }
 
-/// How much version metadata a load reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Versions {
-    /// Every version of every document: what commands and single reads need.
-    All,
-    /// Per document its latest version plus every version something refers to (frozen for a
-    /// gate or the rebuttal, part of a bundle, a response's). Every version a caller may see
-    /// as a document's latest is among them, and every rule of the read path (visibility,
-    /// gate content, missing approvals) decides the same as on the full value: what listings
-    /// load, so that a dashboard does not read a document's whole history.
-    LatestAndReferenced,
-}
-
-/// Rows of many investigations, fetched with one statement per table.
-struct Rows {
-    follow_up: FollowUpRows,
+/// Every row below some investigations: for one investigation, what its snapshot holds
+/// ([`crate::snapshot`]). The organisation's rows (commissions, municipalities) are not among
+/// them: they change on their own and are read beside it. Each table's rows are in the order
+/// [`fetch_children`] reads them, which is total, so a snapshot and a fresh read agree.
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Children {
+    participants: Vec<investigation_commission::Model>,
+    rapporteurs: Vec<rapporteur::Model>,
+    documents: Vec<document::Model>,
+    /// Every version's metadata (not its content).
+    versions: Vec<document_version::Model>,
+    /// The approvals not voided, of every phase (`assemble` keeps the current gate's).
+    approvals: Vec<approval::Model>,
+    recommendations: Vec<recommendation::Model>,
+    frozen: Vec<frozen_version::Model>,
     deadlines: Vec<deadline::Model>,
     reminders: Vec<deadline_reminder::Model>,
     responses: Vec<response::Model>,
@@ -115,118 +111,116 @@ struct Rows {
     positions: Vec<response_position::Model>,
     extensions: Vec<extension_request::Model>,
     votes: Vec<extension_vote::Model>,
-    investigations: Vec<investigation::Model>,
-    participants: Vec<investigation_commission::Model>,
-    /// The participating commissions with their municipalities.
-    commissions: Vec<organisation::CommissionWithMunicipalities>,
-    rapporteurs: Vec<rapporteur::Model>,
-    documents: Vec<document::Model>,
-    versions: Vec<document_version::Model>,
-    approvals: Vec<approval::Model>,
-    recommendations: Vec<recommendation::Model>,
-    frozen: Vec<frozen_version::Model>,
-    all_versions: bool,
+    submissions: Vec<council_submission::Model>,
+    submission_versions: Vec<submission_version::Model>,
+    decisions: Vec<council_decision::Model>,
+    updates: Vec<implementation_update::Model>,
 }
 
-async fn fetch_rows<C: ConnectionTrait>(db: &C, ids: &[Uuid], lock: bool) -> StoreResult<Rows> {
-    let mut query =
-        investigation::Entity::find().filter(investigation::Column::Id.is_in(ids.iter().copied()));
-    if lock {
-        query = query.lock_exclusive();
+impl Children {
+    /// Adds another investigation's rows after these.
+    fn append(&mut self, mut other: Children) {
+        self.participants.append(&mut other.participants);
+        self.rapporteurs.append(&mut other.rapporteurs);
+        self.documents.append(&mut other.documents);
+        self.versions.append(&mut other.versions);
+        self.approvals.append(&mut other.approvals);
+        self.recommendations.append(&mut other.recommendations);
+        self.frozen.append(&mut other.frozen);
+        self.deadlines.append(&mut other.deadlines);
+        self.reminders.append(&mut other.reminders);
+        self.responses.append(&mut other.responses);
+        self.response_colleges.append(&mut other.response_colleges);
+        self.positions.append(&mut other.positions);
+        self.extensions.append(&mut other.extensions);
+        self.votes.append(&mut other.votes);
+        self.submissions.append(&mut other.submissions);
+        self.submission_versions
+            .append(&mut other.submission_versions);
+        self.decisions.append(&mut other.decisions);
+        self.updates.append(&mut other.updates);
     }
-    let investigations = query.all(db).await?;
-    fetch_children(db, investigations, Versions::All).await
 }
 
-/// Latest versions, and those frozen or filed as a response, of the given investigations.
-fn latest_and_referenced(ids: &[Uuid]) -> Condition {
-    let latest = Expr::cust(
-        r#""document_version"."number" = (SELECT MAX("latest"."number") FROM "document_version" AS "latest" WHERE "latest"."document_id" = "document_version"."document_id")"#,
-    );
-    fn referenced_by<E: EntityTrait>(
-        ids: &[Uuid],
-        investigation: E::Column,
-        version: E::Column,
-    ) -> Expr {
-        document_version::Column::Id.in_subquery(
-            Query::select()
-                .column(version)
-                .from(E::default())
-                .and_where(Expr::col(investigation).is_in(ids.iter().copied()))
-                .to_owned(),
-        )
-    }
-    Condition::any()
-        .add(latest)
-        .add(referenced_by::<frozen_version::Entity>(
-            ids,
-            frozen_version::Column::InvestigationId,
-            frozen_version::Column::VersionId,
-        ))
-        .add(referenced_by::<response::Entity>(
-            ids,
-            response::Column::InvestigationId,
-            response::Column::VersionId,
-        ))
-}
-
-/// Everything below the given investigation rows, one statement per table.
-async fn fetch_children<C: ConnectionTrait>(
+/// Investigation rows with their snapshots (when they have one), one statement; with `lock`
+/// the investigation rows are locked for the transaction (PostgreSQL; SQLite's write
+/// transaction holds the whole database).
+pub(crate) async fn fetch_with_snapshots<C: ConnectionTrait>(
     db: &C,
-    investigations: Vec<investigation::Model>,
-    scope: Versions,
-) -> StoreResult<Rows> {
+    ids: &[Uuid],
+    lock: bool,
+) -> StoreResult<Vec<(investigation::Model, Option<investigation_snapshot::Model>)>> {
+    let mut query = investigation::Entity::find()
+        .filter(investigation::Column::Id.is_in(ids.iter().copied()))
+        .select_also(investigation_snapshot::Entity)
+        .join(
+            JoinType::LeftJoin,
+            to_children::<investigation::Entity, investigation_snapshot::Entity>(
+                investigation_snapshot::Column::InvestigationId,
+                investigation::Column::Id,
+            ),
+        );
+    if lock {
+        QueryTrait::query(&mut query).lock_with_tables(LockType::Update, [investigation::Entity]);
+    }
+    Ok(query.all(db).await?)
+}
+
+/// The domain values of investigation rows: the rows below each from its snapshot, or read
+/// from the tables where it has none (not yet backfilled, or of an older format), then the
+/// commissions they name (two statements).
+async fn load_rows<C: ConnectionTrait>(
+    db: &C,
+    calendar: &Calendar,
+    found: Vec<(investigation::Model, Option<investigation_snapshot::Model>)>,
+) -> StoreResult<Vec<Loaded>> {
+    let mut children = Children::default();
+    let mut without = Vec::new();
+    let mut investigations = Vec::with_capacity(found.len());
+    for (row, snapshot) in found {
+        match snapshot.as_ref().and_then(snapshot::decode) {
+            Some(rows) => children.append(rows),
+            None => without.push(row.clone()),
+        }
+        investigations.push(row);
+    }
+    if !without.is_empty() {
+        children.append(fetch_children(db, &without).await?);
+    }
+    let commission_ids: Vec<Uuid> = children
+        .participants
+        .iter()
+        .map(|p| p.commission_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let commissions = organisation::commissions_by_ids(db, &commission_ids).await?;
+    assemble(calendar, investigations, commissions, children)
+}
+
+/// Reads the rows below the given investigations from their tables, one statement per table
+/// (parent and child tables joined); follow-up tables only for published investigations and
+/// the round's only for those with a deadline.
+pub(crate) async fn fetch_children<C: ConnectionTrait>(
+    db: &C,
+    investigations: &[investigation::Model],
+) -> StoreResult<Children> {
     let ids: Vec<Uuid> = investigations.iter().map(|i| i.id).collect();
     if ids.is_empty() {
-        return Ok(Rows {
-            follow_up: FollowUpRows::default(),
-            deadlines: vec![],
-            reminders: vec![],
-            responses: vec![],
-            response_colleges: vec![],
-            positions: vec![],
-            extensions: vec![],
-            votes: vec![],
-            investigations,
-            participants: vec![],
-            commissions: vec![],
-            rapporteurs: vec![],
-            documents: vec![],
-            versions: vec![],
-            approvals: vec![],
-            recommendations: vec![],
-            frozen: vec![],
-            all_versions: scope == Versions::All,
-        });
+        return Ok(Children::default());
     }
-    // The participations with their commissions in one statement, then the municipalities
-    // those commissions serve.
-    let mut participants = Vec::new();
-    let mut commissions: BTreeMap<Uuid, commission::Model> = BTreeMap::new();
-    for (participant, commission) in investigation_commission::Entity::find()
+    let participants = investigation_commission::Entity::find()
         .filter(investigation_commission::Column::InvestigationId.is_in(ids.iter().copied()))
-        .select_also(commission::Entity)
-        .join(
-            JoinType::InnerJoin,
-            investigation_commission::Entity::belongs_to(commission::Entity)
-                .from(investigation_commission::Column::CommissionId)
-                .to(commission::Column::Id)
-                .into(),
-        )
+        .order_by_asc(investigation_commission::Column::InvestigationId)
         .order_by_asc(investigation_commission::Column::Position)
         .all(db)
-        .await?
-    {
-        if let Some(commission) = commission {
-            commissions.insert(commission.id, commission);
-        }
-        participants.push(participant);
-    }
-    let commissions =
-        organisation::with_municipalities(db, commissions.into_values().collect()).await?;
+        .await?;
     let rapporteurs = rapporteur::Entity::find()
         .filter(rapporteur::Column::InvestigationId.is_in(ids.iter().copied()))
         .order_by_asc(rapporteur::Column::AssignedAt)
+        .order_by_asc(rapporteur::Column::InvestigationId)
+        .order_by_asc(rapporteur::Column::UserId)
+        .order_by_asc(rapporteur::Column::CommissionId)
         .all(db)
         .await?;
     let documents = document::Entity::find()
@@ -235,12 +229,8 @@ async fn fetch_children<C: ConnectionTrait>(
         .order_by_asc(document::Column::Id)
         .all(db)
         .await?;
-    let mut versions = document_version::Entity::find()
-        .filter(document_version::Column::InvestigationId.is_in(ids.iter().copied()));
-    if scope == Versions::LatestAndReferenced {
-        versions = versions.filter(latest_and_referenced(&ids));
-    }
-    let versions = versions
+    let versions = document_version::Entity::find()
+        .filter(document_version::Column::InvestigationId.is_in(ids.iter().copied()))
         .order_by_asc(document_version::Column::DocumentId)
         .order_by_asc(document_version::Column::Number)
         .all(db)
@@ -249,15 +239,20 @@ async fn fetch_children<C: ConnectionTrait>(
         .filter(approval::Column::InvestigationId.is_in(ids.iter().copied()))
         .filter(approval::Column::VoidedAt.is_null())
         .order_by_asc(approval::Column::ApprovedAt)
+        .order_by_asc(approval::Column::Id)
         .all(db)
         .await?;
     let recommendations = recommendation::Entity::find()
         .filter(recommendation::Column::InvestigationId.is_in(ids.iter().copied()))
         .order_by_asc(recommendation::Column::Number)
+        .order_by_asc(recommendation::Column::Id)
         .all(db)
         .await?;
     let frozen = frozen_version::Entity::find()
         .filter(frozen_version::Column::InvestigationId.is_in(ids.iter().copied()))
+        .order_by_asc(frozen_version::Column::InvestigationId)
+        .order_by_asc(frozen_version::Column::Purpose)
+        .order_by_asc(frozen_version::Column::VersionId)
         .all(db)
         .await?;
     let round = fetch_round(db, &ids).await?;
@@ -267,8 +262,14 @@ async fn fetch_children<C: ConnectionTrait>(
         .map(|i| i.id)
         .collect();
     let follow_up = fetch_follow_up(db, &published).await?;
-    Ok(Rows {
-        follow_up,
+    Ok(Children {
+        participants,
+        rapporteurs,
+        documents,
+        versions,
+        approvals,
+        recommendations,
+        frozen,
         deadlines: round.0,
         reminders: round.1,
         responses: round.2,
@@ -276,16 +277,10 @@ async fn fetch_children<C: ConnectionTrait>(
         positions: round.4,
         extensions: round.5,
         votes: round.6,
-        investigations,
-        participants,
-        commissions,
-        rapporteurs,
-        documents,
-        versions,
-        approvals,
-        recommendations,
-        frozen,
-        all_versions: scope == Versions::All,
+        submissions: follow_up.submissions,
+        submission_versions: follow_up.submission_versions,
+        decisions: follow_up.decisions,
+        updates: follow_up.updates,
     })
 }
 
@@ -300,7 +295,7 @@ type RoundRows = (
 );
 
 /// The join from a parent table to a child table that refers to it by `foreign_key`.
-fn to_children<Parent: EntityTrait, Child: EntityTrait>(
+pub(crate) fn to_children<Parent: EntityTrait, Child: EntityTrait>(
     foreign_key: Child::Column,
     key: Parent::Column,
 ) -> RelationDef {
@@ -384,6 +379,8 @@ async fn fetch_round<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<Ro
     } else {
         response_position::Entity::find()
             .filter(response_position::Column::ResponseId.is_in(responses.iter().map(|r| r.id)))
+            .order_by_asc(response_position::Column::ResponseId)
+            .order_by_asc(response_position::Column::RecommendationId)
             .all(db)
             .await?
     };
@@ -470,9 +467,13 @@ fn group<T, K: Ord>(items: Vec<T>, key: impl Fn(&T) -> K) -> BTreeMap<K, Vec<T>>
     grouped
 }
 
-fn assemble(calendar: &Calendar, rows: Rows) -> StoreResult<Vec<Loaded>> {
-    let commissions: HashMap<Uuid, organisation::CommissionWithMunicipalities> = rows
-        .commissions
+fn assemble(
+    calendar: &Calendar,
+    investigations: Vec<investigation::Model>,
+    commissions: Vec<organisation::CommissionWithMunicipalities>,
+    rows: Children,
+) -> StoreResult<Vec<Loaded>> {
+    let commissions: HashMap<Uuid, organisation::CommissionWithMunicipalities> = commissions
         .into_iter()
         .map(|c| (c.commission.id, c))
         .collect();
@@ -490,13 +491,13 @@ fn assemble(calendar: &Calendar, rows: Rows) -> StoreResult<Vec<Loaded>> {
     let mut positions = group(rows.positions, |p| p.response_id);
     let mut extensions = group(rows.extensions, |e| e.investigation_id);
     let mut votes = group(rows.votes, |v| v.request_id);
-    let mut submissions = group(rows.follow_up.submissions, |s| s.investigation_id);
-    let mut submission_versions = group(rows.follow_up.submission_versions, |v| v.submission_id);
-    let mut decisions = group(rows.follow_up.decisions, |d| d.investigation_id);
-    let mut updates = group(rows.follow_up.updates, |u| u.investigation_id);
+    let mut submissions = group(rows.submissions, |s| s.investigation_id);
+    let mut submission_versions = group(rows.submission_versions, |v| v.submission_id);
+    let mut decisions = group(rows.decisions, |d| d.investigation_id);
+    let mut updates = group(rows.updates, |u| u.investigation_id);
 
-    let mut loaded = Vec::with_capacity(rows.investigations.len());
-    for row in rows.investigations {
+    let mut loaded = Vec::with_capacity(investigations.len());
+    for row in investigations {
         let id = row.id;
         let phase = parse_phase(&row.phase)?;
         let participants = participants.remove(&id).unwrap_or_default();
@@ -696,7 +697,6 @@ fn assemble(calendar: &Calendar, rows: Rows) -> StoreResult<Vec<Loaded>> {
             rapporteurs,
             documents,
             versions,
-            all_versions: rows.all_versions,
             approvals,
             recommendations,
             deadlines: deadline_rows,
@@ -723,13 +723,14 @@ fn assemble(calendar: &Calendar, rows: Rows) -> StoreResult<Vec<Loaded>> {
     Ok(loaded)
 }
 
-/// Loads many investigations with a fixed number of statements, whatever their number.
+/// Loads many investigations with a fixed number of statements, whatever their number: the
+/// rows with their snapshots, then the commissions.
 pub async fn load_many(db: &Db, ids: &[Uuid]) -> StoreResult<Vec<Loaded>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = fetch_rows(&db.conn, ids, false).await?;
-    assemble(&db.calendar, rows)
+    let found = fetch_with_snapshots(&db.conn, ids, false).await?;
+    load_rows(&db.conn, &db.calendar, found).await
 }
 
 pub async fn load(db: &Db, id: Uuid) -> StoreResult<Option<Loaded>> {
@@ -743,8 +744,8 @@ async fn load_for_update(
     calendar: &Calendar,
     id: Uuid,
 ) -> StoreResult<Option<Loaded>> {
-    let rows = fetch_rows(txn, &[id], true).await?;
-    Ok(assemble(calendar, rows)?.into_iter().next())
+    let found = fetch_with_snapshots(txn, &[id], true).await?;
+    Ok(load_rows(txn, calendar, found).await?.into_iter().next())
 }
 
 /// Content bytes that a command stores with a new version.
@@ -866,6 +867,7 @@ async fn write_changes(
     for change in changes {
         write_change(txn, origin, now, id, change, body).await?;
     }
+    snapshot::refresh(txn, id).await?;
     let events: Vec<NewEvent<'_>> = changes
         .iter()
         .map(|change| NewEvent {
@@ -1402,8 +1404,7 @@ async fn write_change(
     Ok(())
 }
 
-/// One page of investigations, newest first, loaded for a listing
-/// ([`Versions::LatestAndReferenced`]).
+/// One page of investigations, newest first.
 #[derive(Clone, Debug)]
 pub struct Page {
     pub investigations: Vec<Loaded>,
@@ -1480,9 +1481,9 @@ fn listing_condition(filter: &ListingFilter) -> Condition {
     any
 }
 
-/// The investigations the filter admits, newest first, after the cursor id: the page and the
-/// total in one statement (a window count over the filter, the cursor applied outside it),
-/// then [`fetch_children`] for the page.
+/// The investigations the filter admits, newest first, after the cursor id: the page, each
+/// row's snapshot and the total in one statement (a window count over the filter, the cursor
+/// applied outside it), then the commissions ([`load_rows`]).
 pub async fn list(
     db: &Db,
     filter: &ListingFilter,
@@ -1491,6 +1492,8 @@ pub async fn list(
     first: u64,
 ) -> StoreResult<Page> {
     const TOTAL: &str = "listing_total";
+    const FORMAT: &str = "snapshot_format";
+    const BODY: &str = "snapshot_body";
     let mut condition = Condition::all().add(listing_condition(filter));
     if let Some(phase) = phase {
         condition = condition.add(investigation::Column::Phase.eq(phase.as_str()));
@@ -1501,8 +1504,30 @@ pub async fn list(
         .into_query();
     let listed = Alias::new("listed");
     let mut page = Query::select();
-    page.column(Asterisk)
+    page.column((listed.clone(), Asterisk))
+        .expr_as(
+            Expr::col((
+                investigation_snapshot::Entity,
+                investigation_snapshot::Column::Format,
+            )),
+            FORMAT,
+        )
+        .expr_as(
+            Expr::col((
+                investigation_snapshot::Entity,
+                investigation_snapshot::Column::Body,
+            )),
+            BODY,
+        )
         .from_subquery(admitted, listed.clone())
+        .left_join(
+            investigation_snapshot::Entity,
+            Expr::col((
+                investigation_snapshot::Entity,
+                investigation_snapshot::Column::InvestigationId,
+            ))
+            .equals((listed.clone(), investigation::Column::Id)),
+        )
         .order_by((listed.clone(), investigation::Column::Id), Order::Desc)
         .limit(first + 1);
     if let Some(after) = after {
@@ -1510,10 +1535,22 @@ pub async fn list(
     }
     let rows = db.conn.query_all(&page).await?;
     let mut total = None;
-    let mut investigations = Vec::with_capacity(rows.len());
+    let mut found = Vec::with_capacity(rows.len());
     for row in &rows {
         total = Some(row.try_get::<i64>("", TOTAL)?);
-        investigations.push(investigation::Model::from_query_result(row, "")?);
+        let investigation = investigation::Model::from_query_result(row, "")?;
+        let snapshot = match (
+            row.try_get::<Option<i32>>("", FORMAT)?,
+            row.try_get::<Option<String>>("", BODY)?,
+        ) {
+            (Some(format), Some(body)) => Some(investigation_snapshot::Model {
+                investigation_id: investigation.id,
+                format,
+                body,
+            }),
+            _ => None,
+        };
+        found.push((investigation, snapshot));
     }
     let total = match total {
         Some(total) => u64::try_from(total).unwrap_or(0),
@@ -1525,11 +1562,10 @@ pub async fn list(
                 .await?
         }
     };
-    let has_next = investigations.len() as u64 > first;
-    investigations.truncate(first as usize);
-    let rows = fetch_children(&db.conn, investigations, Versions::LatestAndReferenced).await?;
+    let has_next = found.len() as u64 > first;
+    found.truncate(first as usize);
     Ok(Page {
-        investigations: assemble(&db.calendar, rows)?,
+        investigations: load_rows(&db.conn, &db.calendar, found).await?,
         has_next,
         total,
     })

@@ -1,0 +1,156 @@
+//! The investigation snapshot (read model): listings and single reads answer the same whether
+//! an investigation's rows come from its snapshot or, when the snapshot is missing, of another
+//! format or unreadable, from its tables; the start-up backfill rewrites those; a dashboard
+//! costs the same few statements for one row and for fifty. (Every test's `stop` also checks
+//! that each snapshot holds what its tables hold.)
+
+use crate::support::{Flow, INVESTIGATION_FIELDS, quiet};
+use rkflow_domain::{DocumentKind, Phase};
+use rkflow_e2e::{TestServer, for_each_backend, org};
+use rkflow_store::entity::investigation_snapshot;
+use rkflow_store::snapshot;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const DASHBOARD: &str = include_str!("../../graphql/examples/dashboard.graphql");
+const ME: &str = "{ me { id } }";
+
+#[tokio::test]
+async fn reads_agree_with_or_without_snapshots_and_the_backfill_restores_them() {
+    for_each_backend(|db| async move {
+        let server = TestServer::start(&db).await;
+        let org = org(&server).await;
+        let flow = Flow::new(&server, &org);
+        let proposal = flow.investigation_in(Phase::Proposal).await;
+        let research = flow.investigation_in(Phase::Research).await;
+        flow.submit_ok(
+            "external",
+            &research,
+            DocumentKind::ResearchReport,
+            "# Bevindingen",
+        )
+        .await;
+        let rebuttal = flow.investigation_in(Phase::AdministrativeRebuttal).await;
+        let ids = [&proposal, &research, &rebuttal];
+
+        let read_all = || async {
+            let mut answers: Vec<Value> = Vec::new();
+            for who in ["chair_b", "member_h", "college_b", "external"] {
+                let dashboard = flow.gql(who, DASHBOARD, json!({ "first": 50 })).await;
+                answers.push(dashboard.data().clone());
+                for id in ids {
+                    let query = format!(
+                        "query($id: ID!) {{ investigation(id: $id) {{ {INVESTIGATION_FIELDS} }} }}"
+                    );
+                    answers.push(flow.gql(who, &query, json!({ "id": id })).await.body);
+                }
+            }
+            answers
+        };
+        let with_snapshots = read_all().await;
+        assert_eq!(
+            with_snapshots[0]["investigations"]["totalCount"], 3,
+            "{}",
+            server.label
+        );
+
+        // One snapshot gone, one unreadable, one of an older format.
+        let conn = &server.db().conn;
+        let uuid = |id: &str| -> Uuid { id.parse().expect("a uuid") };
+        investigation_snapshot::Entity::delete_by_id(uuid(&proposal))
+            .exec(conn)
+            .await
+            .expect("delete");
+        for (id, column, value) in [
+            (
+                &research,
+                investigation_snapshot::Column::Body,
+                Expr::val("{\"participants\": 1"),
+            ),
+            (
+                &rebuttal,
+                investigation_snapshot::Column::Format,
+                Expr::val(0),
+            ),
+        ] {
+            investigation_snapshot::Entity::update_many()
+                .col_expr(column, value)
+                .filter(investigation_snapshot::Column::InvestigationId.eq(uuid(id)))
+                .exec(conn)
+                .await
+                .expect("update");
+        }
+        let mut differing = snapshot::verify(server.db()).await.expect("verify");
+        differing.sort();
+        let mut expected: Vec<Uuid> = ids.iter().map(|id| uuid(id)).collect();
+        expected.sort();
+        assert_eq!(differing, expected, "{}", server.label);
+        assert_eq!(
+            read_all().await,
+            with_snapshots,
+            "{}: read from the tables",
+            server.label
+        );
+
+        // A command writes the snapshot of its investigation whatever it found; the backfill
+        // writes those missing or of another format.
+        flow.approve("chair_b", &proposal).await.data();
+        flow.submit_ok(
+            "external",
+            &research,
+            DocumentKind::ResearchReport,
+            "# Tweede versie",
+        )
+        .await;
+        assert_eq!(snapshot::backfill(server.db()).await.expect("backfill"), 1);
+        assert!(
+            snapshot::verify(server.db())
+                .await
+                .expect("verify")
+                .is_empty()
+        );
+        assert_eq!(snapshot::backfill(server.db()).await.expect("backfill"), 0);
+        server.stop().await;
+    })
+    .await;
+}
+
+/// The dashboard of `graphql/examples` costs the same statements for pages of 1 and 50 and
+/// at most 6: the session, the page with its snapshots and total, the commissions with their
+/// municipalities, the authors.
+#[tokio::test]
+async fn a_dashboard_costs_at_most_six_statements_whatever_its_length() {
+    for_each_backend(|db| async move {
+        let server = TestServer::start(&db).await;
+        let org = org(&server).await;
+        let flow = Flow::new(&server, &org);
+        for phase in [
+            Phase::Proposal,
+            Phase::Research,
+            Phase::AdministrativeRebuttal,
+        ] {
+            flow.investigation_in(phase).await;
+        }
+        let chair = Some(org.token("chair_b"));
+        server.gql(chair, ME, json!({})).await.data();
+        quiet(&server).await;
+        let mut counts = Vec::new();
+        for first in [1, 50] {
+            let before = server.db().statement_count();
+            let page = server
+                .gql(chair, DASHBOARD, json!({ "first": first }))
+                .await;
+            let listed = page.data()["investigations"]["edges"]
+                .as_array()
+                .map(Vec::len);
+            assert_eq!(listed, Some(first.min(3)), "{}", server.label);
+            counts.push(server.db().statement_count() - before);
+        }
+        assert_eq!(counts[0], counts[1], "{}: {counts:?}", server.label);
+        assert!(counts[1] <= 6, "{}: {counts:?}", server.label);
+        server.stop().await;
+    })
+    .await;
+}
