@@ -37,9 +37,9 @@ pub fn report(results: &Path) -> anyhow::Result<()> {
     for label in &labels {
         println!("### {label}\n");
         println!(
-            "| workload | c | req/s | p50 ms | p99 ms | errors | server CPU ms/req | postgres CPU ms/req | statements/req | peak RSS MB | raw SQL tx/s | rkflow / raw |"
+            "| workload | c | req/s | p50 ms | p99 ms | errors | server CPU ms/req | postgres CPU ms/req | driver CPU ms/req | statements/req | peak RSS MB | raw SQL tx/s | rkflow / raw |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for line in of_kind("rkflow")
             .into_iter()
             .filter(|l| l["label"].as_str() == Some(label))
@@ -63,7 +63,7 @@ pub fn report(results: &Path) -> anyhow::Result<()> {
                 _ => None,
             };
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 workload.to_uppercase(),
                 concurrency,
                 fmt(rps, 1),
@@ -72,6 +72,7 @@ pub fn report(results: &Path) -> anyhow::Result<()> {
                 line["errors"].as_u64().unwrap_or(0),
                 fmt(number(line, "server_cpu_ms_per_req"), 2),
                 fmt(number(line, "postgres_cpu_ms_per_req"), 2),
+                fmt(number(line, "driver_cpu_ms_per_req"), 2),
                 fmt(
                     statements.and_then(|s| number(s, "statements_per_request")),
                     1

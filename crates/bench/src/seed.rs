@@ -928,6 +928,18 @@ pub async fn seed(url: &str, investigations: usize, seed: u64, jobs: usize) -> a
         commands as f64 / (elapsed - org_time).as_secs_f64().max(0.001)
     );
     print_counts(&ctx.db).await?;
+    let checked = Instant::now();
+    let differing = rkflow_store::snapshot::verify(&ctx.db).await?;
+    anyhow::ensure!(
+        differing.is_empty(),
+        "the snapshots of {} investigations differ from their tables, e.g. {}",
+        differing.len(),
+        differing[0]
+    );
+    println!(
+        "snapshots: all {investigations} hold what their tables hold (checked in {:.1} s)",
+        checked.elapsed().as_secs_f64()
+    );
     let Ok(ctx) = Arc::try_unwrap(ctx) else {
         anyhow::bail!("seed tasks still hold the database");
     };

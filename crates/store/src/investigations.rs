@@ -26,11 +26,11 @@ use rkflow_domain::{
     Actor, Change, Command, DocumentKind, DomainError, Investigation, InvestigationId, Phase,
     RecommendationAddressee, ResponseMode,
 };
-use sea_orm::sea_query::{Alias, Asterisk, Expr, LockType, Order, Query};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    ExprTrait, FromQueryResult, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, RelationDef,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
+    DatabaseTransaction, EntityTrait, ExprTrait, FromQueryResult, JoinType, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationDef,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
@@ -142,15 +142,27 @@ impl Children {
     }
 }
 
-/// Investigation rows with their snapshots (when they have one), one statement; with `lock`
-/// the investigation rows are locked for the transaction (PostgreSQL; SQLite's write
-/// transaction holds the whole database).
+/// Investigation rows with their snapshots (when they have one), one statement. With `lock`
+/// on PostgreSQL the investigation rows are locked first, by a statement of their own: the
+/// read after it then sees what the transaction that held the lock committed, snapshot
+/// included (a locking read that joins would re-read only the locked row). SQLite's write
+/// transaction holds the whole database.
 pub(crate) async fn fetch_with_snapshots<C: ConnectionTrait>(
     db: &C,
     ids: &[Uuid],
     lock: bool,
 ) -> StoreResult<Vec<(investigation::Model, Option<investigation_snapshot::Model>)>> {
-    let mut query = investigation::Entity::find()
+    if lock && db.get_database_backend() == DatabaseBackend::Postgres {
+        investigation::Entity::find()
+            .select_only()
+            .column(investigation::Column::Id)
+            .filter(investigation::Column::Id.is_in(ids.iter().copied()))
+            .lock_exclusive()
+            .into_tuple::<Uuid>()
+            .all(db)
+            .await?;
+    }
+    Ok(investigation::Entity::find()
         .filter(investigation::Column::Id.is_in(ids.iter().copied()))
         .select_also(investigation_snapshot::Entity)
         .join(
@@ -159,11 +171,9 @@ pub(crate) async fn fetch_with_snapshots<C: ConnectionTrait>(
                 investigation_snapshot::Column::InvestigationId,
                 investigation::Column::Id,
             ),
-        );
-    if lock {
-        QueryTrait::query(&mut query).lock_with_tables(LockType::Update, [investigation::Entity]);
-    }
-    Ok(query.all(db).await?)
+        )
+        .all(db)
+        .await?)
 }
 
 /// The domain values of investigation rows: the rows below each from its snapshot, or read
