@@ -1,16 +1,14 @@
 //! Passwords (argon2id), session tokens, session resolution and login throttling.
 
 use crate::error::{ApiError, ApiResult, Code};
-use argon2::{
-    Algorithm, Argon2, Block, Params, ParamsBuilder, PasswordHash, PasswordHasher, Version,
-};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use rkflow_domain::Actor;
 use rkflow_store::entity::user;
 use rkflow_store::{Db, Origin, accounts};
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -187,10 +185,6 @@ impl LoginObserver {
 pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
-    /// argon2 working memory, one block array per permit, reused from login to login: memory
-    /// stays at cores × m_cost instead of growing with every thread the allocator keeps a
-    /// freed 19 MiB block for.
-    memory: Arc<Mutex<Vec<Vec<Block>>>>,
     dummy: Arc<OnceLock<String>>,
 }
 
@@ -207,7 +201,6 @@ impl Passwords {
         Ok(Passwords {
             params,
             permits: Arc::new(Semaphore::new(cores)),
-            memory: Arc::new(Mutex::new(Vec::with_capacity(cores))),
             dummy: Arc::new(OnceLock::new()),
         })
     }
@@ -250,20 +243,16 @@ impl Passwords {
             .acquire()
             .await
             .map_err(|e| ApiError::internal(&e))?;
-        let pool = self.memory.clone();
+        // The working memory (m_cost, 19 MiB by default) is allocated per verification and
+        // given back to the system after it (mimalloc returns blocks this large at once), so
+        // the server holds it only while logins run.
         let (matches, weaker) = tokio::task::spawn_blocking(move || {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return (false, false);
             };
-            let mut memory = pool
-                .lock()
-                .ok()
-                .and_then(|mut pool| pool.pop())
-                .unwrap_or_default();
-            let matches = verify_with_memory(&parsed, password.as_bytes(), &mut memory);
-            if let Ok(mut pool) = pool.lock() {
-                pool.push(memory);
-            }
+            let matches = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
             let weaker = Params::try_from(&parsed).map_or(true, |old| {
                 old.m_cost() < params.m_cost()
                     || old.t_cost() < params.t_cost()
@@ -291,39 +280,6 @@ impl Passwords {
             .await?;
         Ok(self.dummy.get_or_init(|| hash).clone())
     }
-}
-
-/// Recomputes a stored argon2 hash (with the algorithm, version and parameters it names) in
-/// the given working memory and compares the result in constant time.
-fn verify_with_memory(stored: &PasswordHash, password: &[u8], memory: &mut Vec<Block>) -> bool {
-    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
-        return false;
-    };
-    let Ok(algorithm) = Algorithm::try_from(stored.algorithm.as_str()) else {
-        return false;
-    };
-    let version = match stored.version.map(Version::try_from).transpose() {
-        Ok(version) => version.unwrap_or_default(),
-        Err(_) => return false,
-    };
-    let Ok(named) = Params::try_from(stored) else {
-        return false;
-    };
-    let Ok(params) = ParamsBuilder::new()
-        .m_cost(named.m_cost())
-        .t_cost(named.t_cost())
-        .p_cost(named.p_cost())
-        .output_len(expected.len())
-        .build()
-    else {
-        return false;
-    };
-    memory.resize(params.block_count(), Block::default());
-    let mut computed = vec![0u8; expected.len()];
-    Argon2::new(algorithm, version, params)
-        .hash_password_into_with_memory(password, salt.as_ref(), &mut computed, &mut memory[..])
-        .is_ok()
-        && argon2::password_hash::phc::Output::new(&computed).is_ok_and(|c| c == *expected)
 }
 
 /// Checks the password rules and that the password is not built from the account's own
@@ -619,9 +575,11 @@ mod tests {
             .to_string()
     }
 
-    #[test]
-    fn verifying_in_reused_memory_agrees_with_the_library() {
-        let mut memory = Vec::new();
+    /// Hashes stored with other parameters or algorithms (older settings, imported accounts)
+    /// still verify, and only with their own password.
+    #[tokio::test]
+    async fn verifies_hashes_of_other_parameters_and_algorithms() {
+        let passwords = Passwords::new(&AuthConfig::default()).expect("parameters");
         let cases = [
             (
                 Params::new(19_456, 2, 1, None).expect("params"),
@@ -638,22 +596,15 @@ mod tests {
         ];
         for (params, algorithm) in cases {
             let stored = hash_with(params, algorithm, "juist wachtwoord");
-            let parsed = PasswordHash::new(&stored).expect("parse");
-            // The same buffer serves hashes of any size, larger or smaller than before.
-            assert!(verify_with_memory(
-                &parsed,
-                b"juist wachtwoord",
-                &mut memory
-            ));
-            assert!(!verify_with_memory(
-                &parsed,
-                b"juist wachtwoorD",
-                &mut memory
-            ));
-            assert!(!verify_with_memory(&parsed, b"", &mut memory));
+            let verify = |password: &'static str| passwords.verify(Some(stored.clone()), password);
+            assert!(verify("juist wachtwoord").await.expect("verify").0);
+            assert!(!verify("juist wachtwoorD").await.expect("verify").0);
+            assert!(!verify("").await.expect("verify").0);
         }
-        let garbled = PasswordHash::new("$argon2id$v=19$m=8192,t=2,p=1$c2FsdHNhbHQ$")
-            .map(|parsed| verify_with_memory(&parsed, b"x", &mut memory));
-        assert!(!garbled.unwrap_or(false));
+        let garbled = "$argon2id$v=19$m=8192,t=2,p=1$c2FsdHNhbHQ$".to_string();
+        assert_eq!(
+            passwords.verify(Some(garbled), "x").await.expect("verify"),
+            (false, false)
+        );
     }
 }

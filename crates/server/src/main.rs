@@ -8,39 +8,14 @@ use rkflow_server::config::{AdminCommand, AuditCommand, Cli, Command, ServerConf
 use rkflow_server::{open_database, start};
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    limit_malloc_arenas();
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(main_async()),
-        Err(err) => {
-            eprintln!("rkflow: cannot start the async runtime: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
+/// mimalloc instead of glibc's allocator: a request allocates and frees many small values
+/// (rows, snapshots, GraphQL values) on whichever worker thread runs it, where glibc spent a
+/// third of the server's CPU and kept freed memory in per-thread arenas (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// glibc gives threads that allocate at the same time arenas of their own (up to eight per
-/// core) and keeps what is freed in each: with SQLite's connection threads, tokio's workers and
-/// argon2's blocking threads, that retained memory is most of the server's resident size under
-/// load. Two arenas bound it, as `MALLOC_ARENA_MAX=2` would (which, when set, still decides).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: called first thing in `main`, before any other thread exists; mallopt only
-        // sets an allocator parameter.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
-
-async fn main_async() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     // `serve` checks its settings before logging starts: the trace export is one of them.
     let serve = match &cli.command {

@@ -176,19 +176,19 @@ pub(crate) async fn fetch_with_snapshots<C: ConnectionTrait>(
         .await?)
 }
 
-/// The domain values of investigation rows: the rows below each from its snapshot, or read
+/// The domain values of investigation rows: the rows below each from its decoded snapshot, or read
 /// from the tables where it has none (not yet backfilled, or of an older format), then the
 /// commissions they name (two statements).
 async fn load_rows<C: ConnectionTrait>(
     db: &C,
     calendar: &Calendar,
-    found: Vec<(investigation::Model, Option<investigation_snapshot::Model>)>,
+    found: Vec<(investigation::Model, Option<Children>)>,
 ) -> StoreResult<Vec<Loaded>> {
     let mut children = Children::default();
     let mut without = Vec::new();
     let mut investigations = Vec::with_capacity(found.len());
-    for (row, snapshot) in found {
-        match snapshot.as_ref().and_then(snapshot::decode) {
+    for (row, decoded) in found {
+        match decoded {
             Some(rows) => children.append(rows),
             None => without.push(row.clone()),
         }
@@ -740,7 +740,7 @@ pub async fn load_many(db: &Db, ids: &[Uuid]) -> StoreResult<Vec<Loaded>> {
         return Ok(Vec::new());
     }
     let found = fetch_with_snapshots(&db.conn, ids, false).await?;
-    load_rows(&db.conn, &db.calendar, found).await
+    load_rows(&db.conn, &db.calendar, snapshot::decode_all(found)).await
 }
 
 pub async fn load(db: &Db, id: Uuid) -> StoreResult<Option<Loaded>> {
@@ -755,7 +755,10 @@ async fn load_for_update(
     id: Uuid,
 ) -> StoreResult<Option<Loaded>> {
     let found = fetch_with_snapshots(txn, &[id], true).await?;
-    Ok(load_rows(txn, calendar, found).await?.into_iter().next())
+    Ok(load_rows(txn, calendar, snapshot::decode_all(found))
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// Content bytes that a command stores with a new version.
@@ -1545,22 +1548,24 @@ pub async fn list(
     }
     let rows = db.conn.query_all(&page).await?;
     let mut total = None;
+    // Each row's snapshot is decoded, and the row and its text dropped, before the next:
+    // a page holds the text of one snapshot at a time besides the rows fetched.
     let mut found = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         total = Some(row.try_get::<i64>("", TOTAL)?);
-        let investigation = investigation::Model::from_query_result(row, "")?;
-        let snapshot = match (
+        let investigation = investigation::Model::from_query_result(&row, "")?;
+        let decoded = match (
             row.try_get::<Option<i32>>("", FORMAT)?,
             row.try_get::<Option<String>>("", BODY)?,
         ) {
-            (Some(format), Some(body)) => Some(investigation_snapshot::Model {
+            (Some(format), Some(body)) => snapshot::decode(&investigation_snapshot::Model {
                 investigation_id: investigation.id,
                 format,
                 body,
             }),
             _ => None,
         };
-        found.push((investigation, snapshot));
+        found.push((investigation, decoded));
     }
     let total = match total {
         Some(total) => u64::try_from(total).unwrap_or(0),
