@@ -9,8 +9,8 @@ use rkflow_server::{open_database, start};
 use std::process::ExitCode;
 
 /// mimalloc instead of glibc's allocator: a request allocates and frees many small values
-/// (rows, snapshots, GraphQL values) on whichever worker thread runs it, where glibc spent a
-/// third of the server's CPU and kept freed memory in per-thread arenas (BENCHMARKS.md).
+/// (rows, snapshots, GraphQL values) on whichever worker thread runs it, where glibc's
+/// malloc and free took about a third of the server's CPU (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
