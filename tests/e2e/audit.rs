@@ -2,15 +2,14 @@
 //! tampering, the trail pages and is the team's, events stream over WebSocket; and listing
 //! investigations costs a fixed number of statements.
 
-use crate::support::{AUDIT_TRAIL, Flow, VERIFY};
-use futures::{SinkExt, StreamExt};
+use crate::support::{AUDIT_TRAIL, Flow, Socket, VERIFY, open_ws, send};
+use futures::StreamExt;
 use rkflow_domain::{DocumentKind, Phase};
 use rkflow_e2e::{TestServer, for_each_backend, org};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The audit trail as (seq, action, actor) with every node checked for shape.
 async fn trail(flow: &Flow<'_>, id: &str) -> Vec<(i64, String, Option<String>)> {
@@ -310,34 +309,15 @@ async fn the_audit_trail_pages_and_belongs_to_the_team() {
     .await;
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// Opens a graphql-transport-ws connection with the token in `connection_init`.
 async fn connect(server: &TestServer, payload: Value) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", server.server.addr)
-        .into_client_request()
-        .expect("a request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("a header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("a WebSocket");
+    let mut socket = open_ws(server).await;
     send(
         &mut socket,
         json!({ "type": "connection_init", "payload": payload }),
     )
     .await;
     socket
-}
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::text(message.to_string()))
-        .await
-        .expect("sent");
 }
 
 /// The next JSON message, or `None` after `wait` without one (or when the socket closed).

@@ -34,7 +34,7 @@
 //! secret it saw or missed.
 
 use crate::support::{
-    ADD_RECOMMENDATION, ANONYMOUS, ASSIGN_RAPPORTEUR, Flow, PROPOSE, SUBMIT, id_of,
+    ADD_RECOMMENDATION, ANONYMOUS, ASSIGN_RAPPORTEUR, Flow, PROPOSE, SUBMIT, Socket, id_of, open_ws,
 };
 use futures::{SinkExt, StreamExt};
 use rkflow_e2e::{PEOPLE, TestServer, for_each_backend, org};
@@ -44,7 +44,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 // ---------------------------------------------------------------------------------------------
 // The contract's table, as data
@@ -2078,9 +2077,6 @@ async fn check_operations(
 // Subscriptions (graphql-transport-ws)
 // ---------------------------------------------------------------------------------------------
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// The next text message, or `None` after `wait`.
 async fn receive(socket: &mut Socket, wait: Duration) -> Option<String> {
     let deadline = tokio::time::Instant::now() + wait;
@@ -2099,16 +2095,7 @@ async fn receive(socket: &mut Socket, wait: Duration) -> Option<String> {
 
 /// A connection as `who` (none for the anonymous caller) subscribed to `id`'s events.
 async fn subscribe(flow: &Flow<'_>, who: &str, id: &str) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", flow.server.server.addr)
-        .into_client_request()
-        .expect("a request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("a header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("a WebSocket");
+    let mut socket = open_ws(flow.server).await;
     let payload = match flow.token(who) {
         Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
         None => json!({}),

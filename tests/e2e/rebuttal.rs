@@ -10,9 +10,9 @@
 //! `absolute_timeout`) and log every fixture user in again ([`Replay::start`]): the clock can
 //! then move by weeks without anybody logging in again.
 
-use crate::support::{Flow, eventually, id_of};
+use crate::support::{Flow, Socket, eventually, id_of, open_ws, send};
 use chrono::{DateTime, Utc};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use rkflow_domain::{DocumentKind, Phase};
 use rkflow_e2e::{Backend, Gql, Org, PASSWORD, Person, TestServer, for_each_backend, org};
 use rkflow_server::config::ServerConfig;
@@ -20,7 +20,6 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 // ---------------------------------------------------------------------------------------------
 // Operations
@@ -388,16 +387,6 @@ fn count(events: &[Event], action: &str) -> usize {
 // Subscriptions (graphql-transport-ws)
 // ---------------------------------------------------------------------------------------------
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::text(message.to_string()))
-        .await
-        .expect("sent");
-}
-
 /// The next JSON message, or `None` after `wait` without one.
 async fn receive(socket: &mut Socket, wait: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + wait;
@@ -416,16 +405,7 @@ async fn receive(socket: &mut Socket, wait: Duration) -> Option<Value> {
 
 /// A subscription to `investigationEvents` of `id` as `who`, acknowledged.
 async fn subscribe(flow: &Flow<'_>, who: &str, id: &str) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", flow.server.server.addr)
-        .into_client_request()
-        .expect("a request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("a header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("a WebSocket");
+    let mut socket = open_ws(flow.server).await;
     let token = flow.token(who).expect("a token");
     send(
         &mut socket,

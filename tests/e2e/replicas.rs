@@ -16,8 +16,8 @@
 //! The tests that need PostgreSQL print a notice and pass when `RKFLOW_TEST_POSTGRES_URL` is
 //! not set; the others run on SQLite too (two servers on one SQLite file share it as well).
 
-use crate::support::{AUDIT_TRAIL, Flow};
-use futures::{SinkExt, StreamExt};
+use crate::support::{AUDIT_TRAIL, Flow, Socket, open_ws, send};
+use futures::StreamExt;
 use rkflow_domain::{DocumentKind, Phase};
 use rkflow_e2e::{Gql, PASSWORD, TestDb, TestServer, for_each_backend, org};
 use rkflow_server::config::ServerConfig;
@@ -25,7 +25,6 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// A fresh PostgreSQL database, or `None` with a notice when none is configured.
@@ -45,16 +44,6 @@ async fn postgres(test: &str) -> Option<TestDb> {
 // ---------------------------------------------------------------------------------------------
 // Subscriptions (graphql-transport-ws)
 // ---------------------------------------------------------------------------------------------
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::text(message.to_string()))
-        .await
-        .expect("sent");
-}
 
 /// What a socket says next.
 #[derive(Debug, PartialEq)]
@@ -88,16 +77,7 @@ async fn hear(socket: &mut Socket, wait: Duration) -> Heard {
 
 /// A graphql-transport-ws connection as the holder of `token`, acknowledged.
 async fn connect(server: &TestServer, token: &str) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", server.server.addr)
-        .into_client_request()
-        .expect("a request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("a header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("a WebSocket");
+    let mut socket = open_ws(server).await;
     send(
         &mut socket,
         json!({ "type": "connection_init",
@@ -219,6 +199,30 @@ async fn until_live(flow: &Flow<'_>, sockets: &mut [&mut Socket], id: &str) {
     panic!("a subscription never delivered an event: {live:?}");
 }
 
+/// Both subscribers (on A and on B) hear exactly the investigation's announced events after
+/// `before`, in order: `count` of them (audited reads are not announced).
+async fn assert_both_heard(
+    flow: &Flow<'_>,
+    id: &str,
+    before: i64,
+    [at_a, at_b]: [&mut Socket; 2],
+    count: usize,
+    wait: Duration,
+) {
+    let expected: Vec<(i64, String)> = trail_after(flow, id, before)
+        .await
+        .into_iter()
+        .filter(|(_, action)| action != "document.read")
+        .collect();
+    assert_eq!(expected.len(), count, "{expected:?}");
+    let (heard_a, heard_b) = tokio::join!(
+        events(at_a, expected.len(), wait),
+        events(at_b, expected.len(), wait)
+    );
+    assert_eq!(heard_a, expected, "the subscriber on A");
+    assert_eq!(heard_b, expected, "the subscriber on B");
+}
+
 /// The investigation's audit trail after `after`: (seq, action), oldest first.
 async fn trail_after(flow: &Flow<'_>, id: &str, after: i64) -> Vec<(i64, String)> {
     let answer = flow
@@ -285,19 +289,15 @@ async fn every_subscriber_gets_every_replicas_events_exactly_once() {
         y.data();
     }
     // Audited reads (the versions returned by `submitDocumentVersion`) are not announced.
-    let expected: Vec<(i64, String)> = trail_after(&on_a, &id, before)
-        .await
-        .into_iter()
-        .filter(|(_, action)| action != "document.read")
-        .collect();
-    assert_eq!(expected.len(), 9, "{expected:?}");
-    let wait = Duration::from_secs(10);
-    let (heard_a, heard_b) = tokio::join!(
-        events(&mut at_a, expected.len(), wait),
-        events(&mut at_b, expected.len(), wait)
-    );
-    assert_eq!(heard_a, expected, "the subscriber on A");
-    assert_eq!(heard_b, expected, "the subscriber on B");
+    assert_both_heard(
+        &on_a,
+        &id,
+        before,
+        [&mut at_a, &mut at_b],
+        9,
+        Duration::from_secs(10),
+    )
+    .await;
 
     let _ = at_a.close(None).await;
     let _ = at_b.close(None).await;
@@ -400,19 +400,15 @@ async fn after_the_listeners_lose_their_connection_no_event_is_lost_or_doubled()
         on_b.submit_ok("member_h", &id, DocumentKind::Proposal, &text_b)
             .await;
     }
-    let expected: Vec<(i64, String)> = trail_after(&on_a, &id, before)
-        .await
-        .into_iter()
-        .filter(|(_, action)| action != "document.read")
-        .collect();
-    assert_eq!(expected.len(), 6, "{expected:?}");
-    let wait = Duration::from_secs(15);
-    let (heard_a, heard_b) = tokio::join!(
-        events(&mut at_a, expected.len(), wait),
-        events(&mut at_b, expected.len(), wait)
-    );
-    assert_eq!(heard_a, expected, "the subscriber on A");
-    assert_eq!(heard_b, expected, "the subscriber on B");
+    assert_both_heard(
+        &on_a,
+        &id,
+        before,
+        [&mut at_a, &mut at_b],
+        6,
+        Duration::from_secs(15),
+    )
+    .await;
 
     let _ = at_a.close(None).await;
     let _ = at_b.close(None).await;

@@ -2,10 +2,13 @@
 //! joint Bloemendaal + Heemstede investigation, write documents, approve gates as both chairs,
 //! and bring a fresh investigation to a given phase.
 
+use futures::SinkExt;
 use rkflow_domain::{DocumentKind, Phase};
 use rkflow_e2e::{Gql, Org, TestServer};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The fixture key that stands for "no token".
 pub const ANONYMOUS: &str = "anonymous";
@@ -458,4 +461,31 @@ pub async fn counted(server: &TestServer, token: Option<&str>, query: &str) -> (
     let before = server.db().statement_count();
     let answer = server.gql(token, query, json!({})).await;
     (answer, server.db().statement_count() - before)
+}
+
+/// A graphql-transport-ws connection to the server (not yet initialised).
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket on `/graphql/ws` speaking graphql-transport-ws.
+pub async fn open_ws(server: &TestServer) -> Socket {
+    let mut request = format!("ws://{}/graphql/ws", server.server.addr)
+        .into_client_request()
+        .expect("a request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("a header"),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("a WebSocket");
+    socket
+}
+
+/// Sends one JSON message.
+pub async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .expect("sent");
 }

@@ -351,6 +351,30 @@ async fn backup_while_writing(writers: &Writers, url: &str, to: &Path) -> Output
     output
 }
 
+/// Takes a backup while two clients write; checks that it holds some of their writes and no
+/// more than the database holds after it, and returns the counts it printed.
+async fn busy_backup(
+    server: &Server,
+    url: &str,
+    to: &Path,
+    before: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    let writers = Writers::start(server, 2).await;
+    let output = backup_while_writing(&writers, url, to).await;
+    writers.stop().await;
+    let in_backup = printed_counts(&output);
+    let at_end = backup::table_counts(server.db()).await.expect("counts");
+    assert!(
+        in_backup["municipality"] > before["municipality"]
+            && in_backup["municipality"] <= at_end["municipality"],
+        "the backup holds some of the writes: before {}, backup {}, end {}",
+        before["municipality"],
+        in_backup["municipality"],
+        at_end["municipality"]
+    );
+    in_backup
+}
+
 /// A backup holds password and session hashes: only its owner may read it.
 fn assert_private(file: &Path) {
     #[cfg(unix)]
@@ -440,21 +464,9 @@ async fn sqlite_backup_while_the_server_writes_and_restore_drill() {
     assert_eq!(counts_of(&restored_quiet).await, before);
 
     // Busy: two clients write throughout the backup.
-    let writers = Writers::start(&server, 2).await;
     let busy = dir.join("busy.db");
-    let output = backup_while_writing(&writers, &source, &busy).await;
-    writers.stop().await;
-    let in_backup = printed_counts(&output);
-    let at_end = backup::table_counts(server.db()).await.expect("counts");
+    let in_backup = busy_backup(&server, &source, &busy, &before).await;
     server.stop().await;
-    assert!(
-        in_backup["municipality"] > before["municipality"]
-            && in_backup["municipality"] <= at_end["municipality"],
-        "the backup holds some of the writes: before {}, backup {}, end {}",
-        before["municipality"],
-        in_backup["municipality"],
-        at_end["municipality"]
-    );
 
     let restored_busy = format!(
         "sqlite://{}?mode=rwc",
@@ -723,21 +735,9 @@ async fn postgres_drill(source: &str, restored: &str) {
     assert!(!nothing.exists());
 
     // Busy: the summary comes from the snapshot pg_dump dumps, so it is exact.
-    let writers = Writers::start(&server, 2).await;
     let dump = dir.join("rkflow 'pg'.dump");
-    let output = backup_while_writing(&writers, source, &dump).await;
-    writers.stop().await;
-    let in_backup = printed_counts(&output);
-    let at_end = backup::table_counts(server.db()).await.expect("counts");
+    let in_backup = busy_backup(&server, source, &dump, &before).await;
     server.stop().await;
-    assert!(
-        in_backup["municipality"] > before["municipality"]
-            && in_backup["municipality"] <= at_end["municipality"],
-        "the dump holds some of the writes: before {}, dump {}, end {}",
-        before["municipality"],
-        in_backup["municipality"],
-        at_end["municipality"]
-    );
     let output = rkflow(
         &["backup", "--to", path(&dump), "--database-url", source],
         &[],

@@ -508,6 +508,17 @@ impl Acknowledged {
     fn count(&self) -> usize {
         self.municipalities.len() + self.versions.len()
     }
+
+    /// Every answer was data or an expected refusal, and none a clean INTERNAL error either
+    /// (`what` names what would have gone wrong).
+    fn assert_no_failures(&self, label: &str, what: &str) {
+        assert!(
+            self.unexpected.is_empty() && self.internal.is_empty(),
+            "{label}: unexpected answers{what}: {:?} {:?}",
+            self.unexpected,
+            self.internal
+        );
+    }
 }
 
 /// One writer: alternately a municipality (as admin) and a document version (as the chair),
@@ -803,12 +814,7 @@ async fn kill_9_cycles(url: String, label: &'static str) {
             .expect("the writers stop once the server is gone");
         {
             let acknowledged = acknowledged.lock().expect("acknowledged");
-            assert!(
-                acknowledged.unexpected.is_empty() && acknowledged.internal.is_empty(),
-                "{label}: unexpected answers: {:?} {:?}",
-                acknowledged.unexpected,
-                acknowledged.internal
-            );
+            acknowledged.assert_no_failures(label, "");
         }
         server = Server::start(&url);
         let snapshot = acknowledged.lock().expect("acknowledged").clone();
@@ -1066,12 +1072,7 @@ async fn sigterm_drains(url: String, label: &'static str) {
     );
     server.assert_no_panic(label);
     let acknowledged = acknowledged.lock().expect("acknowledged").clone();
-    assert!(
-        acknowledged.unexpected.is_empty() && acknowledged.internal.is_empty(),
-        "{label}: unexpected answers (a 5xx or an error while draining): {:?} {:?}",
-        acknowledged.unexpected,
-        acknowledged.internal
-    );
+    acknowledged.assert_no_failures(label, " (a 5xx or an error while draining)");
     eprintln!(
         "{label}: stopped {:.0} ms after SIGTERM; {} writes acknowledged",
         took.as_secs_f64() * 1000.0,
@@ -1171,12 +1172,7 @@ async fn sigterm_after_the_grace_period(url: String, label: &'static str) {
         before,
         "{label}: a write was acknowledged while the lock was held"
     );
-    assert!(
-        acknowledged.unexpected.is_empty() && acknowledged.internal.is_empty(),
-        "{label}: unexpected answers (a cut-off answer, a 5xx): {:?} {:?}",
-        acknowledged.unexpected,
-        acknowledged.internal
-    );
+    acknowledged.assert_no_failures(label, " (a cut-off answer, a 5xx)");
     eprintln!(
         "{label}: stopped {:.0} ms after SIGTERM with writes stuck; {} writes acknowledged",
         took.as_secs_f64() * 1000.0,
