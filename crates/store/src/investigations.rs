@@ -1496,7 +1496,8 @@ fn listing_condition(filter: &ListingFilter) -> Condition {
 
 /// The investigations the filter admits, newest first, after the cursor id: the page, each
 /// row's snapshot and the total in one statement (a window count over the filter, the cursor
-/// applied outside it), then the commissions ([`load_rows`]).
+/// and limit applied outside it, the snapshots joined to the page only), then the commissions
+/// ([`load_rows`]).
 pub async fn list(
     db: &Db,
     filter: &ListingFilter,
@@ -1515,9 +1516,20 @@ pub async fn list(
         .filter(condition.clone())
         .expr_as(Expr::cust("COUNT(*) OVER ()"), TOTAL)
         .into_query();
+    // The page is cut (order, cursor, limit) before the snapshots are joined, so that only
+    // the listed rows' snapshots are read, not those of every admitted investigation.
     let listed = Alias::new("listed");
+    let mut cut = Query::select();
+    cut.column(Asterisk)
+        .from_subquery(admitted, listed.clone())
+        .order_by((listed.clone(), investigation::Column::Id), Order::Desc)
+        .limit(first + 1);
+    if let Some(after) = after {
+        cut.and_where(Expr::col((listed, investigation::Column::Id)).lt(after));
+    }
+    let page_alias = Alias::new("page");
     let mut page = Query::select();
-    page.column((listed.clone(), Asterisk))
+    page.column((page_alias.clone(), Asterisk))
         .expr_as(
             Expr::col((
                 investigation_snapshot::Entity,
@@ -1532,20 +1544,16 @@ pub async fn list(
             )),
             BODY,
         )
-        .from_subquery(admitted, listed.clone())
+        .from_subquery(cut, page_alias.clone())
         .left_join(
             investigation_snapshot::Entity,
             Expr::col((
                 investigation_snapshot::Entity,
                 investigation_snapshot::Column::InvestigationId,
             ))
-            .equals((listed.clone(), investigation::Column::Id)),
+            .equals((page_alias.clone(), investigation::Column::Id)),
         )
-        .order_by((listed.clone(), investigation::Column::Id), Order::Desc)
-        .limit(first + 1);
-    if let Some(after) = after {
-        page.and_where(Expr::col((listed, investigation::Column::Id)).lt(after));
-    }
+        .order_by((page_alias, investigation::Column::Id), Order::Desc);
     let rows = db.conn.query_all(&page).await?;
     let mut total = None;
     // Each row's snapshot is decoded, and the row and its text dropped, before the next:
