@@ -13,6 +13,9 @@
 #   PG_LOG=…             the PostgreSQL server log (for capturing the statements of W1–W3);
 #                        default: /var/log/postgresql/postgresql-*-main.log
 #   OUT=target/bench/<timestamp>
+#   REUSE_SEED=1         keep a PostgreSQL database seeded earlier with the same N and SEED
+#                        (rkflow_bench_<N> with a finished seed) instead of seeding afresh;
+#                        it also holds the versions earlier runs' W3 added (a few per run)
 set -euo pipefail
 
 N=${N:-2000}
@@ -102,11 +105,20 @@ for LABEL in $BACKENDS; do
   postgres)
     PG_LOG=${PG_LOG:-$(ls /var/log/postgresql/postgresql-*-main.log 2>/dev/null | head -1)}
     [ -r "$PG_LOG" ] || { echo "run.sh: set PG_LOG to the PostgreSQL server log" >&2; exit 1; }
-    echo "== postgres: seeding $PG_DB"
-    psql -d postgres -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" -c "CREATE DATABASE $PG_DB"
-    "$BIN/rkflow-bench" seed --database-url "$PG_URL" --investigations "$N" --seed "$SEED" --jobs 4 | tee "$OUT/seed-postgres.txt"
-    info "postgres seed: $(head -1 "$OUT/seed-postgres.txt")"
-    psql -d "$PG_DB" -qc "VACUUM ANALYZE"
+    # A finished seed leaves its summary as the database's comment (N, SEED and the seed's
+    # own first line), so a reused database is known to hold exactly this population.
+    seeded=$(psql -d postgres -Atc "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$PG_DB'")
+    if [ "${REUSE_SEED:-0}" = 1 ] && [[ "$seeded" == "N=$N SEED=$SEED "* ]]; then
+      echo "== postgres: reusing $PG_DB"
+      info "postgres seed (reused): ${seeded#N=$N SEED=$SEED }"
+    else
+      echo "== postgres: seeding $PG_DB"
+      psql -d postgres -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" -c "CREATE DATABASE $PG_DB"
+      "$BIN/rkflow-bench" seed --database-url "$PG_URL" --investigations "$N" --seed "$SEED" --jobs 4 | tee "$OUT/seed-postgres.txt"
+      info "postgres seed: $(head -1 "$OUT/seed-postgres.txt")"
+      psql -d "$PG_DB" -qc "VACUUM ANALYZE"
+      psql -d postgres -qc "COMMENT ON DATABASE $PG_DB IS 'N=$N SEED=$SEED $(head -1 "$OUT/seed-postgres.txt" | sed "s/'//g")'"
+    fi
     echo "== postgres: statements per request (and capturing them for pgbench)"
     psql -d postgres -qc "ALTER DATABASE $PG_DB SET log_statement = 'all'"
     offset=$(stat -c %s "$PG_LOG")

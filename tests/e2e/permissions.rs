@@ -163,7 +163,7 @@ async fn load(flow: &Flow<'_>, state: State, id: &str) -> rkflow_domain::Investi
         .await
         .expect("load")
         .expect("the investigation exists");
-    let domain = loaded.domain;
+    let domain = loaded.domain.clone();
     assert_eq!(
         (domain.phase, domain.suspended),
         (state.phase, state.suspended),

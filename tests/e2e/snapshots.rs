@@ -7,7 +7,7 @@
 use crate::support::{Flow, INVESTIGATION_FIELDS, quiet};
 use rkflow_domain::{DocumentKind, Phase};
 use rkflow_e2e::{TestServer, for_each_backend, org};
-use rkflow_store::entity::investigation_snapshot;
+use rkflow_store::entity::{commission, investigation, investigation_snapshot};
 use rkflow_store::snapshot;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -153,4 +153,134 @@ async fn a_dashboard_costs_at_most_six_statements_whatever_its_length() {
         server.stop().await;
     })
     .await;
+}
+
+/// The read cache saves decoding, never a read: a second dashboard decodes nothing, and a
+/// snapshot, an investigation row or a commission changed behind the server's back (another
+/// replica, a restore, a hand edit) shows at once. With no room it keeps nothing.
+#[tokio::test]
+async fn the_read_cache_shows_only_what_the_database_holds() {
+    for_each_backend(|db| async move {
+        let server = TestServer::start(&db).await;
+        let org = org(&server).await;
+        let flow = Flow::new(&server, &org);
+        let research = flow.investigation_in(Phase::Research).await;
+        flow.investigation_in(Phase::Proposal).await;
+        let id: Uuid = research.parse().expect("a uuid");
+        let conn = &server.db().conn;
+        let cache = &server.db().read_cache;
+        let dashboard = || async {
+            flow.gql("chair_b", DASHBOARD_WITH_NAMES, json!({}))
+                .await
+                .data()
+                .clone()
+        };
+        let node = |answer: &Value| -> Value {
+            answer["investigations"]["edges"]
+                .as_array()
+                .and_then(|edges| edges.iter().find(|e| e["node"]["id"] == research.as_str()))
+                .map(|edge| edge["node"].clone())
+                .expect("the investigation is listed")
+        };
+
+        let first = dashboard().await;
+        let (hits, misses) = cache.hits_and_misses();
+        assert_eq!(dashboard().await, first, "{}", server.label);
+        let (hits_after, misses_after) = cache.hits_and_misses();
+        assert_eq!(misses_after, misses, "{}: decoded again", server.label);
+        assert!(
+            hits_after >= hits + 2,
+            "{}: {hits} → {hits_after}",
+            server.label
+        );
+
+        // Another writer changes the snapshot: a document's title in it.
+        let stored = investigation_snapshot::Entity::find_by_id(id)
+            .one(conn)
+            .await
+            .expect("read")
+            .expect("a snapshot");
+        let mut body: Value = serde_json::from_str(&stored.body).expect("json");
+        body["documents"][0]["title"] = json!("Elders gewijzigd");
+        set_snapshot_body(&server, id, body.to_string()).await;
+        let titles = |answer: &Value| node(answer)["documents"].to_string();
+        assert!(
+            titles(&dashboard().await).contains("Elders gewijzigd"),
+            "{}",
+            server.label
+        );
+        set_snapshot_body(&server, id, stored.body.clone()).await;
+        assert_eq!(dashboard().await, first, "{}", server.label);
+
+        // … the investigation row itself.
+        investigation::Entity::update_many()
+            .col_expr(investigation::Column::Title, Expr::val("Elders hernoemd"))
+            .filter(investigation::Column::Id.eq(id))
+            .exec(conn)
+            .await
+            .expect("update");
+        assert_eq!(node(&dashboard().await)["title"], "Elders hernoemd");
+        let title = node(&first)["title"].as_str().expect("a title").to_string();
+        investigation::Entity::update_many()
+            .col_expr(investigation::Column::Title, Expr::val(title))
+            .filter(investigation::Column::Id.eq(id))
+            .exec(conn)
+            .await
+            .expect("update");
+
+        // … a commission it names (not in the snapshot).
+        let bloemendaal = commission::Entity::find()
+            .filter(commission::Column::Name.contains("Bloemendaal"))
+            .one(conn)
+            .await
+            .expect("read")
+            .expect("Bloemendaal's commission");
+        let rename = |name: String| async move {
+            commission::Entity::update_many()
+                .col_expr(commission::Column::Name, Expr::val(name))
+                .filter(commission::Column::Id.eq(bloemendaal.id))
+                .exec(conn)
+                .await
+                .expect("update");
+        };
+        rename("Rekenkamer Zuid-Kennemerland".to_string()).await;
+        let renamed = dashboard().await;
+        for shown in [
+            node(&renamed)["commissions"].to_string(),
+            node(&renamed)["missingApprovals"].to_string(),
+        ] {
+            assert!(
+                shown.contains("Rekenkamer Zuid-Kennemerland") && !shown.contains("Bloemendaal"),
+                "{}: {shown}",
+                server.label
+            );
+        }
+        rename(bloemendaal.name.clone()).await;
+        assert_eq!(dashboard().await, first, "{}", server.label);
+        server.stop().await;
+
+        // With no room it keeps nothing and answers the same.
+        let server = TestServer::start_with(&db, |config| config.read_cache_entries = 0).await;
+        let answer = server
+            .gql(Some(org.token("chair_b")), DASHBOARD_WITH_NAMES, json!({}))
+            .await;
+        assert_eq!(answer.data(), &first, "{}", server.label);
+        assert_eq!(server.db().read_cache.hits_and_misses(), (0, 0));
+        assert!(server.db().read_cache.is_empty());
+        server.stop().await;
+    })
+    .await;
+}
+
+const DASHBOARD_WITH_NAMES: &str = "{ investigations(first: 50) { edges { node {
+    id title phase commissions { name } missingApprovals { name }
+    documents { kind title latestVersion { number author { name } } } } } } }";
+
+async fn set_snapshot_body(server: &TestServer, id: Uuid, body: String) {
+    investigation_snapshot::Entity::update_many()
+        .col_expr(investigation_snapshot::Column::Body, Expr::val(body))
+        .filter(investigation_snapshot::Column::InvestigationId.eq(id))
+        .exec(&server.db().conn)
+        .await
+        .expect("update");
 }

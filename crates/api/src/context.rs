@@ -145,14 +145,14 @@ batch_loader!(
     |db, keys| Ok(investigations::load_many(db, keys)
         .await?
         .into_iter()
-        .map(|l| (l.id(), Arc::new(l)))
+        .map(|l| (l.id(), l))
         .collect())
 );
-batch_loader!(UserLoader, user::Model, |db, keys| Ok(
+batch_loader!(UserLoader, Arc<user::Model>, |db, keys| Ok(
     accounts::find_users(&db.conn, keys)
         .await?
         .into_iter()
-        .map(|u| (u.id, u))
+        .map(|u| (u.id, Arc::new(u)))
         .collect()
 ));
 batch_loader!(

@@ -3,13 +3,11 @@
 //! PostgreSQL with an INTERNAL error (and succeeded on SQLite). Checked right after parsing,
 //! in the variables and in the literals of the document, before anything runs.
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{Directive, ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Name, Positioned, ServerResult, Variables};
+use async_graphql::{Name, Positioned, Variables};
 use async_graphql_value::{ConstValue, Value};
-use std::sync::Arc;
 
-const MESSAGE: &str = "text must not contain the NUL character (U+0000)";
+pub(crate) const NUL_MESSAGE: &str = "text must not contain the NUL character (U+0000)";
 
 /// Whether a constant value (a variable) holds a string with NUL, in a key or a value.
 fn const_has_nul(value: &ConstValue) -> bool {
@@ -108,32 +106,6 @@ pub fn has_nul(document: &ExecutableDocument, variables: &Variables) -> bool {
             .fragments
             .values()
             .any(|fragment| selection_has_nul(&fragment.node.selection_set.node))
-}
-
-/// Refuses text with NUL characters with BAD_USER_INPUT.
-pub struct NoNulText;
-
-impl ExtensionFactory for NoNulText {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(NoNulText)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for NoNulText {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if has_nul(&document, variables) {
-            return Err(crate::limits::refused(MESSAGE));
-        }
-        Ok(document)
-    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,8 @@
 //! own limits (`schema.rs`); these cover what they do not (duplicated fields and aliases cost
 //! little complexity each but add up).
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::ServerError;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
-use std::sync::Arc;
 
 /// The document limits (configurable; defaults fit every example operation with room).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,30 +138,6 @@ pub(crate) fn refused(message: impl Into<String>) -> ServerError {
     error
 }
 
-/// The async-graphql extension that applies [`check`] after parsing.
-pub struct DocumentLimitsExtension(pub DocumentLimits);
-
-impl ExtensionFactory for DocumentLimitsExtension {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimitsExtension(self.0))
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for DocumentLimitsExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        check(&document, &self.0).map_err(refused)?;
-        Ok(document)
-    }
-}
-
 /// Whether a document selects `__schema` or `__type` anywhere (operations and fragments).
 pub fn asks_for_schema(document: &ExecutableDocument) -> bool {
     fn asks(set: &SelectionSet, depth: usize) -> bool {
@@ -187,34 +161,6 @@ pub fn asks_for_schema(document: &ExecutableDocument) -> bool {
             .fragments
             .values()
             .any(|fragment| asks(&fragment.node.selection_set.node, 0))
-}
-
-/// Refuses introspection when it is switched off. async-graphql's `disable_introspection`
-/// alone answers `__schema` and `__type` with a silent null; this makes it an error with a
-/// code, before validation and execution.
-pub struct IntrospectionDisabled;
-
-impl ExtensionFactory for IntrospectionDisabled {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(IntrospectionDisabled)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for IntrospectionDisabled {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if asks_for_schema(&document) {
-            return Err(refused("introspection is disabled on this server"));
-        }
-        Ok(document)
-    }
 }
 
 #[cfg(test)]

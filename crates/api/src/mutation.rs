@@ -97,8 +97,7 @@ async fn fresh(ctx: &Context<'_>, id: Uuid) -> ApiResult<InvestigationObject> {
     let loaded = investigations::load(&state(ctx).db, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    InvestigationObject::for_actor(std::sync::Arc::new(loaded), &request(ctx).actor())
-        .ok_or_else(ApiError::not_found)
+    InvestigationObject::for_actor(loaded, &request(ctx).actor()).ok_or_else(ApiError::not_found)
 }
 
 async fn command_then_fresh(

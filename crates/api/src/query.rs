@@ -134,7 +134,7 @@ async fn investigation_page(
     };
     let page =
         investigations::list(&state(ctx).db, filter, phase.map(Into::into), after, first).await?;
-    let found: Vec<Arc<Loaded>> = page.investigations.into_iter().map(Arc::new).collect();
+    let found: Vec<Arc<Loaded>> = page.investigations;
     prime_loaders(ctx, found.iter()).await?;
     let edges: Vec<InvestigationEdge> = found
         .into_iter()

@@ -1,10 +1,15 @@
 //! Building the schema with its limits.
 
-use crate::limits::{DocumentLimits, DocumentLimitsExtension, IntrospectionDisabled};
+use crate::limits::{DocumentLimits, asks_for_schema, refused};
 use crate::mutation::MutationRoot;
 use crate::query::QueryRoot;
 use crate::subscription::SubscriptionRoot;
-use async_graphql::{Schema, SchemaBuilder};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{
+    Data, Executor, Request, Response, Schema, SchemaBuilder, ServerError, Variables,
+};
+use futures::stream::{BoxStream, StreamExt};
+use std::sync::Arc;
 
 pub type RkflowSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -39,15 +44,87 @@ pub fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, MutationRoot, Subscri
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
         .limit_directives(limits.document.max_directives_per_field)
-        .disable_suggestions()
-        .extension(DocumentLimitsExtension(limits.document))
-        .extension(crate::input::NoNulText);
+        .disable_suggestions();
     if !limits.introspection {
-        builder = builder
-            .disable_introspection()
-            .extension(IntrospectionDisabled);
+        builder = builder.disable_introspection();
     }
     builder
+}
+
+/// Why a parsed document is refused before it runs, if it is: introspection when it is
+/// switched off (async-graphql alone would answer `__schema` with a silent null), text with
+/// NUL in the document or the variables (`input.rs`), the document limits (`limits.rs`). All
+/// BAD_USER_INPUT, before validation, so nothing reaches the database.
+pub fn refusal(
+    document: &ExecutableDocument,
+    variables: &Variables,
+    limits: &Limits,
+) -> Option<ServerError> {
+    if !limits.introspection && asks_for_schema(document) {
+        return Some(refused("introspection is disabled on this server"));
+    }
+    if crate::input::has_nul(document, variables) {
+        return Some(refused(crate::input::NUL_MESSAGE));
+    }
+    crate::limits::check(document, &limits.document)
+        .err()
+        .map(refused)
+}
+
+/// The schema behind [`refusal`]: what the server executes, over HTTP and WebSocket alike.
+///
+/// The checks run on the parsed document before async-graphql executes it (which then does
+/// not parse it again), not as async-graphql extensions: with any extension installed, even
+/// one that only looks at parsing, async-graphql takes every field of every answer through
+/// its per-field extension path (a `ResolveInfo`, a registry lookup, the extension chain),
+/// which was about a quarter of a 50-investigation dashboard's server CPU (BENCHMARKS.md).
+#[derive(Clone)]
+pub struct GuardedSchema {
+    pub schema: RkflowSchema,
+    limits: Limits,
+}
+
+impl GuardedSchema {
+    pub fn new(schema: RkflowSchema, limits: Limits) -> GuardedSchema {
+        GuardedSchema { schema, limits }
+    }
+
+    /// Parses the request's document (once: it stays in the request for execution) and
+    /// returns its [`refusal`]. A document that does not parse passes: async-graphql answers
+    /// it with the parse error.
+    pub fn check(&self, request: &mut Request) -> Option<ServerError> {
+        let variables = std::mem::take(&mut request.variables);
+        let refused = match request.parsed_query() {
+            Ok(document) => refusal(document, &variables, &self.limits),
+            Err(_) => None,
+        };
+        request.variables = variables;
+        refused
+    }
+}
+
+impl Executor for GuardedSchema {
+    async fn execute(&self, mut request: Request) -> Response {
+        match self.check(&mut request) {
+            Some(refused) => Response::from_errors(vec![refused]),
+            None => self.schema.execute(request).await,
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match self.check(&mut request) {
+            Some(refused) => {
+                futures::stream::once(async move { Response::from_errors(vec![refused]) }).boxed()
+            }
+            None => self
+                .schema
+                .execute_stream_with_session_data(request, session_data.unwrap_or_default()),
+        }
+    }
 }
 
 /// The SDL that `rkflow schema` prints and `graphql/schema.graphql` must equal.

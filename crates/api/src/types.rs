@@ -139,18 +139,25 @@ pub fn parse_input_id(field: &str, id: &ID) -> ApiResult<Uuid> {
 }
 
 pub struct UserObject {
-    pub model: user::Model,
+    /// Shared with the request's user loader (a page names the same authors many times).
+    pub model: Arc<user::Model>,
     /// The user's own record (`me`, the login payload): grants and state are shown.
     pub own: bool,
 }
 
 impl UserObject {
-    pub fn of(model: user::Model) -> UserObject {
-        UserObject { model, own: false }
+    pub fn of(model: impl Into<Arc<user::Model>>) -> UserObject {
+        UserObject {
+            model: model.into(),
+            own: false,
+        }
     }
 
-    pub fn own(model: user::Model) -> UserObject {
-        UserObject { model, own: true }
+    pub fn own(model: impl Into<Arc<user::Model>>) -> UserObject {
+        UserObject {
+            model: model.into(),
+            own: true,
+        }
     }
 
     /// Whether the caller may see the user's grants and account state: the user and ADMINs.
@@ -420,24 +427,30 @@ impl InvestigationObject {
             .collect()
     }
 
-    fn document_object(&self, model: &document::Model) -> Option<DocumentObject> {
+    fn document_object(&self, index: usize) -> Option<DocumentObject> {
+        let model = &self.loaded.documents[index];
         let domain = self.loaded.domain_document(model.id)?;
-        let versions: Vec<document_version::Model> = self
+        let versions: Vec<usize> = self
             .loaded
-            .versions_of(model.id)
-            .filter(|v| {
-                self.view
-                    .sees_version(&self.loaded.domain, domain, v.id.into())
+            .versions
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| {
+                v.document_id == model.id
+                    && self
+                        .view
+                        .sees_version(&self.loaded.domain, domain, v.id.into())
             })
-            .cloned()
+            .map(|(i, _)| i)
             .collect();
         let title = if self.view.sees_title(&self.loaded.domain, domain) {
-            model.title.clone()
+            None
         } else {
-            domain.kind.default_title().to_string()
+            Some(domain.kind.default_title())
         };
         (!versions.is_empty()).then(|| DocumentObject {
-            model: model.clone(),
+            loaded: self.loaded.clone(),
+            index,
             title,
             versions,
         })
@@ -538,10 +551,8 @@ impl InvestigationObject {
 
     /// Documents with at least one version the caller may see, with only those versions.
     async fn documents(&self) -> Vec<DocumentObject> {
-        self.loaded
-            .documents
-            .iter()
-            .filter_map(|d| self.document_object(d))
+        (0..self.loaded.documents.len())
+            .filter_map(|index| self.document_object(index))
             .collect()
     }
 
@@ -688,36 +699,51 @@ impl RapporteurObject {
     }
 }
 
+/// A document as one caller sees it: a view into the loaded investigation (versions are
+/// copied out only when asked for; a dashboard asks for the latest alone).
 pub struct DocumentObject {
-    pub model: document::Model,
-    /// The title as the caller may see it (`View::sees_title`).
-    pub title: String,
-    /// Only the versions the caller may see.
-    pub versions: Vec<document_version::Model>,
+    loaded: Arc<Loaded>,
+    /// The document's place in `loaded.documents`.
+    index: usize,
+    /// The kind's default title when the caller may not see the document's own
+    /// (`View::sees_title`).
+    title: Option<&'static str>,
+    /// The places in `loaded.versions` of the versions the caller may see, oldest first.
+    versions: Vec<usize>,
+}
+
+impl DocumentObject {
+    fn model(&self) -> &document::Model {
+        &self.loaded.documents[self.index]
+    }
+
+    fn version(&self, index: usize) -> VersionObject {
+        VersionObject(self.loaded.versions[index].clone())
+    }
 }
 
 #[Object(name = "Document")]
 impl DocumentObject {
     async fn id(&self) -> ID {
-        ID(self.model.id.to_string())
+        ID(self.model().id.to_string())
     }
 
     async fn kind(&self) -> ApiResult<DocumentKind> {
-        rkflow_domain::DocumentKind::parse(&self.model.kind)
+        rkflow_domain::DocumentKind::parse(&self.model().kind)
             .map(Into::into)
             .ok_or_else(|| ApiError::internal(&"unknown document kind"))
     }
 
     async fn title(&self) -> &str {
-        &self.title
+        self.title.unwrap_or(&self.model().title)
     }
 
     async fn versions(&self) -> Vec<VersionObject> {
-        self.versions.iter().cloned().map(VersionObject).collect()
+        self.versions.iter().map(|&i| self.version(i)).collect()
     }
 
     async fn latest_version(&self) -> Option<VersionObject> {
-        self.versions.last().cloned().map(VersionObject)
+        self.versions.last().map(|&i| self.version(i))
     }
 }
 

@@ -198,6 +198,11 @@ pub struct ServeArgs {
     /// Extra days equated to holidays for deadlines (YYYY-MM-DD, comma-separated).
     #[arg(long, env = "RKFLOW_EXTRA_HOLIDAYS", default_value = "")]
     pub extra_holidays: String,
+    /// Decoded investigations kept in memory between reads (about 50 KB each; 0: none). Each
+    /// read still fetches the investigation and its snapshot and uses a kept value only when
+    /// both are byte for byte what it was built from.
+    #[arg(long, env = "RKFLOW_READ_CACHE_ENTRIES", default_value_t = rkflow_store::read_cache::DEFAULT_ENTRIES)]
+    pub read_cache_entries: usize,
     /// Serve Prometheus metrics at GET /metrics (unauthenticated: keep it off the public
     /// network).
     #[arg(long, env = "RKFLOW_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -235,6 +240,8 @@ pub struct ServerConfig {
     pub reminder_offsets: Vec<chrono::Duration>,
     /// Rest days for deadlines beyond the statutory holidays.
     pub calendar: Calendar,
+    /// Entries of the store's read cache (`rkflow_store::read_cache`).
+    pub read_cache_entries: usize,
     /// Serve GET /metrics.
     pub metrics: bool,
     /// A separate address for /metrics (then the main listener does not serve it).
@@ -261,6 +268,7 @@ impl ServerConfig {
             scheduler_interval: std::time::Duration::from_secs(30),
             reminder_offsets: vec![chrono::Duration::days(7), chrono::Duration::days(1)],
             calendar: Calendar::default(),
+            read_cache_entries: rkflow_store::read_cache::DEFAULT_ENTRIES,
             metrics: true,
             metrics_listen: None,
             otlp_endpoint: None,
@@ -412,6 +420,7 @@ impl TryFrom<ServeArgs> for ServerConfig {
             calendar: Calendar {
                 extra_holidays: extra_holidays.into_iter().collect(),
             },
+            read_cache_entries: args.read_cache_entries,
             listen,
             database_url: args.database.database_url,
             demo: args.demo,

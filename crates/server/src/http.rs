@@ -5,6 +5,7 @@
 use crate::AppState;
 use crate::metrics::{OperationSlot, PoolState, UNKNOWN_OPERATION};
 use crate::request_id;
+use async_graphql::Executor;
 use async_graphql::http::{GraphiQLSource, MultipartOptions};
 use async_graphql::{Data, ServerError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
@@ -72,7 +73,10 @@ pub fn metrics_router(state: AppState) -> Router {
 
 /// `GET /metrics`: Prometheus text, read at the moment of the scrape.
 async fn serve_metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(PoolState::of(&state.api.db.conn));
+    let text = state.metrics.render(
+        PoolState::of(&state.api.db.conn),
+        state.api.db.read_cache.hits_and_misses(),
+    );
     (
         [
             (header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE),
@@ -495,10 +499,10 @@ async fn execute_graphql(
     let origin = context.origin();
     let request_id = context.request_id.clone();
     let slot = slot.for_operation(request.operation_name.as_deref());
-    let request = request
-        .data(context)
-        .data(Loaders::new(&state.api.db))
-        .data(slot);
+    let mut request = request.data(context).data(Loaders::new(&state.api.db));
+    if let Ok(document) = request.parsed_query() {
+        slot.record(&state.metrics, document);
+    }
     let Ok(mut response) =
         tokio::time::timeout(state.config.request_timeout, state.schema.execute(request)).await
     else {

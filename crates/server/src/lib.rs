@@ -17,7 +17,8 @@ use config::ServerConfig;
 use metrics::Metrics;
 use rkflow_api::auth::Passwords;
 use rkflow_api::clock::Clock;
-use rkflow_api::{ApiState, EventBus, RkflowSchema};
+use rkflow_api::schema::GuardedSchema;
+use rkflow_api::{ApiState, EventBus};
 use rkflow_store::Db;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use tokio::task::JoinHandle;
 #[derive(Clone)]
 pub struct AppState {
     pub api: ApiState,
-    pub schema: RkflowSchema,
+    pub schema: GuardedSchema,
     pub config: ServerConfig,
     pub metrics: Arc<Metrics>,
     /// Ends subscription sockets at shutdown.
@@ -97,6 +98,9 @@ pub fn redact(url: &str) -> String {
 pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<RunningServer> {
     let mut db = open_database(&config.database_url).await?;
     db.calendar = config.calendar.clone();
+    db.read_cache = std::sync::Arc::new(rkflow_store::read_cache::ReadCache::new(
+        config.read_cache_entries,
+    ));
     let events = if db.is_postgres() {
         EventBus::fed_by_database()
     } else {
@@ -146,10 +150,12 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
             }
         }
     });
-    let schema = rkflow_api::schema::builder(config.limits)
-        .extension(metrics::OperationNameExtension(metrics.clone()))
-        .data(api.clone())
-        .finish();
+    let schema = rkflow_api::schema::GuardedSchema::new(
+        rkflow_api::schema::builder(config.limits)
+            .data(api.clone())
+            .finish(),
+        config.limits,
+    );
     let state = AppState {
         api,
         schema,

@@ -4,9 +4,7 @@
 //! subscriptions. Label values are bounded: operations are root field names of the schema
 //! (else `unknown`), outcomes are error codes, routes are route templates.
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection};
-use async_graphql::{ServerResult, Variables};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -75,6 +73,9 @@ pub struct Metrics {
     /// When the scheduler last finished a pass without error (start-up before the first).
     scheduler_last_success: Mutex<Instant>,
     logins: Family<OutcomeLabels, Counter>,
+    read_cache_lookups: Family<OutcomeLabels, Counter>,
+    /// The read cache's (hits, misses) at the last scrape.
+    read_cache_seen: Mutex<(u64, u64)>,
     subscriptions: Gauge,
 }
 
@@ -133,6 +134,12 @@ impl Metrics {
             "Login attempts by outcome (success, failure, throttled)",
             logins.clone(),
         );
+        let read_cache_lookups = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "read_cache_lookups",
+            "Investigations looked up in the read cache by outcome (hit: reused; miss: decoded)",
+            read_cache_lookups.clone(),
+        );
         let subscriptions = Gauge::default();
         registry.register(
             "subscriptions_active",
@@ -153,6 +160,9 @@ impl Metrics {
         for outcome in ["ok", "error"] {
             let _ = scheduler_passes.get_or_create(&OutcomeLabels { outcome });
         }
+        for outcome in ["hit", "miss"] {
+            let _ = read_cache_lookups.get_or_create(&OutcomeLabels { outcome });
+        }
         Metrics {
             registry,
             operations: root_fields(sdl),
@@ -165,6 +175,8 @@ impl Metrics {
             scheduler_passes,
             scheduler_last_success: Mutex::new(Instant::now()),
             logins,
+            read_cache_lookups,
+            read_cache_seen: Mutex::new((0, 0)),
             subscriptions,
         }
     }
@@ -229,8 +241,9 @@ impl Metrics {
         SubscriptionGuard(self.clone())
     }
 
-    /// The text to serve: the gauges read now (pool, scheduler lag), then every metric.
-    pub fn render(&self, pool: Option<PoolState>) -> String {
+    /// The text to serve: the values read now (pool, scheduler lag, the read cache's
+    /// `(hits, misses)` since start), then every metric.
+    pub fn render(&self, pool: Option<PoolState>, read_cache: (u64, u64)) -> String {
         if let Some(pool) = pool {
             self.pool_connections
                 .get_or_create(&StateLabels { state: "idle" })
@@ -242,6 +255,15 @@ impl Metrics {
         }
         if let Ok(last) = self.scheduler_last_success.lock() {
             self.scheduler_lag.set(last.elapsed().as_secs_f64());
+        }
+        if let Ok(mut seen) = self.read_cache_seen.lock() {
+            let (hits, misses) = read_cache;
+            for (outcome, now, before) in [("hit", hits, seen.0), ("miss", misses, seen.1)] {
+                self.read_cache_lookups
+                    .get_or_create(&OutcomeLabels { outcome })
+                    .inc_by(now.saturating_sub(before));
+            }
+            *seen = (hits.max(seen.0), misses.max(seen.1));
         }
         let mut text = String::new();
         if prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry).is_err()
@@ -335,7 +357,7 @@ fn root_fields(sdl: &str) -> BTreeSet<String> {
 }
 
 /// Where the operation label of a request is noted once its document is parsed (the handler
-/// keeps one copy, the request data holds another).
+/// keeps one copy, the request's check notes it in another).
 #[derive(Clone, Debug, Default)]
 pub struct OperationSlot {
     /// The `operationName` of the request.
@@ -356,6 +378,16 @@ impl OperationSlot {
     /// The label, once the document was parsed.
     pub fn label(&self) -> Option<&str> {
         self.label.get().map(String::as_str)
+    }
+
+    /// Notes the label (the executed operation's first root field when the schema has it)
+    /// here and on the request's span, right after parsing: also when a check then refuses
+    /// the document, and before any resolver logs.
+    pub fn record(&self, metrics: &Metrics, document: &ExecutableDocument) {
+        let first = first_root_field(document, self.wanted.as_deref());
+        let label = metrics.operation_label(first.as_deref());
+        tracing::Span::current().record("operation", label);
+        let _ = self.label.set(label.to_string());
     }
 }
 
@@ -394,37 +426,6 @@ pub fn first_root_field(document: &ExecutableDocument, wanted: Option<&str>) -> 
             })
     }
     first(document, &operation.node.selection_set.node, 0)
-}
-
-/// Notes the operation label (the executed operation's first root field when the schema has
-/// it) in the request's [`OperationSlot`] and on the request's span, right after parsing (so
-/// also when a later check refuses the document, and before any resolver logs).
-pub struct OperationNameExtension(pub Arc<Metrics>);
-
-impl ExtensionFactory for OperationNameExtension {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(OperationNameExtension(self.0.clone()))
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for OperationNameExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if let Some(slot) = ctx.data_opt::<OperationSlot>() {
-            let first = first_root_field(&document, slot.wanted.as_deref());
-            let label = self.0.operation_label(first.as_deref());
-            tracing::Span::current().record("operation", label);
-            let _ = slot.label.set(label.to_string());
-        }
-        Ok(document)
-    }
 }
 
 #[cfg(test)]
@@ -472,12 +473,16 @@ mod tests {
         metrics.graphql_request("login", "ok", Duration::from_millis(30));
         metrics.http_request("/healthz", 200);
         metrics.login(LoginOutcome::Failure);
-        let text = metrics.render(Some(PoolState {
+        let pool = Some(PoolState {
             idle: 1,
             in_use: 2,
             max: 8,
-        }));
+        });
+        metrics.render(pool, (3, 1));
+        let text = metrics.render(pool, (5, 2));
         for line in [
+            "rkflow_read_cache_lookups_total{outcome=\"hit\"} 5",
+            "rkflow_read_cache_lookups_total{outcome=\"miss\"} 2",
             "rkflow_graphql_requests_total{operation=\"login\",outcome=\"ok\"} 1",
             "rkflow_graphql_request_duration_seconds_bucket{operation=\"login\",le=\"0.05\"} 1",
             "rkflow_http_requests_total{route=\"/healthz\",status=\"200\"} 1",

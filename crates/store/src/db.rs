@@ -1,6 +1,7 @@
 //! Connecting, configuring and migrating the database; write transactions.
 
 use crate::error::StoreResult;
+use crate::read_cache::ReadCache;
 use rkflow_domain::deadline::Calendar;
 use rkflow_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -19,6 +20,8 @@ pub struct Db {
     pub statements: Arc<AtomicU64>,
     /// Rest days for deadlines (the configured extra holidays).
     pub calendar: Calendar,
+    /// Decoded investigations kept between reads ([`crate::read_cache`]).
+    pub read_cache: Arc<ReadCache>,
 }
 
 /// The key of the PostgreSQL advisory lock around migrations ("rkflow" in ASCII).
@@ -64,8 +67,10 @@ impl Db {
             .acquire_timeout(Duration::from_secs(3))
             .connect_timeout(Duration::from_secs(5));
         if sqlite {
-            // One pinned connection keeps an in-memory database alive.
+            // One pinned connection keeps an in-memory database alive. Nothing can end a
+            // SQLite connection behind the pool's back, so it is not pinged before use.
             options
+                .test_before_acquire(false)
                 .max_connections(if memory { 1 } else { 8 })
                 .min_connections(1)
                 .idle_timeout(None::<Duration>)
@@ -76,6 +81,11 @@ impl Db {
                         .foreign_keys(true)
                 });
         } else {
+            // sqlx pings a connection (a round trip) before handing it out: kept, although
+            // every statement outside a transaction pays it, because it is what lets the
+            // pool drop connections whose backend died (a restart, `pg_terminate_backend`)
+            // before a request meets them (`crates/server/tests/crash.rs`, R2; pinging only
+            // connections idle for a second failed requests there). BENCHMARKS.md has its cost.
             options.max_connections(16).min_connections(1);
         }
         let mut conn = Database::connect(options).await?;
@@ -88,6 +98,7 @@ impl Db {
             conn,
             statements,
             calendar: Calendar::default(),
+            read_cache: Arc::new(ReadCache::default()),
         })
     }
 

@@ -33,6 +33,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationDef,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// An investigation as loaded: the domain value plus what the API shows beside it.
@@ -68,12 +69,6 @@ impl Loaded {
 
     pub fn research_questions(&self) -> Vec<String> {
         serde_json::from_str(&self.row.research_questions).unwrap_or_default()
-    }
-
-    pub fn versions_of(&self, document: Uuid) -> impl Iterator<Item = &document_version::Model> {
-        self.versions
-            .iter()
-            .filter(move |v| v.document_id == document)
     }
 
     pub fn domain_document(&self, document: Uuid) -> Option<&DocumentState> {
@@ -176,36 +171,123 @@ pub(crate) async fn fetch_with_snapshots<C: ConnectionTrait>(
         .await?)
 }
 
-/// The domain values of investigation rows: the rows below each from its decoded snapshot, or read
-/// from the tables where it has none (not yet backfilled, or of an older format), then the
-/// commissions they name (two statements).
+/// Where the rows below one investigation come from in [`load_rows`].
+enum Source {
+    /// The read cache's value, built from exactly the row and snapshot just read.
+    Kept(Arc<Loaded>, investigation_snapshot::Model),
+    /// Its snapshot, decoded (the value built from it goes into the read cache).
+    Decoded(Box<Children>, investigation_snapshot::Model),
+    /// Its tables: it has no snapshot yet, or one of another format.
+    Tables,
+}
+
+/// The domain values of investigation rows, in their order: each one the read cache keeps
+/// for exactly this row and snapshot ([`crate::read_cache`]), else built from its decoded
+/// snapshot, else from its tables (not yet backfilled, or of an older format); then the
+/// commissions they name (one statement; a kept value that shows other commissions than
+/// those just read is built again).
 async fn load_rows<C: ConnectionTrait>(
-    db: &C,
-    calendar: &Calendar,
-    found: Vec<(investigation::Model, Option<Children>)>,
-) -> StoreResult<Vec<Loaded>> {
-    let mut children = Children::default();
-    let mut without = Vec::new();
-    let mut investigations = Vec::with_capacity(found.len());
-    for (row, decoded) in found {
-        match decoded {
-            Some(rows) => children.append(rows),
-            None => without.push(row.clone()),
-        }
-        investigations.push(row);
+    conn: &C,
+    db: &Db,
+    found: Vec<(investigation::Model, Option<investigation_snapshot::Model>)>,
+) -> StoreResult<Vec<Arc<Loaded>>> {
+    let mut rows = Vec::with_capacity(found.len());
+    let mut sources = Vec::with_capacity(found.len());
+    for (row, snapshot) in found {
+        sources.push(match snapshot {
+            Some(snapshot) => match db.read_cache.get(&row, &snapshot) {
+                Some(loaded) => Source::Kept(loaded, snapshot),
+                None => match snapshot::decode(&snapshot) {
+                    Some(children) => Source::Decoded(Box::new(children), snapshot),
+                    None => Source::Tables,
+                },
+            },
+            None => Source::Tables,
+        });
+        rows.push(row);
     }
-    if !without.is_empty() {
-        children.append(fetch_children(db, &without).await?);
-    }
-    let commission_ids: Vec<Uuid> = children
+    let without: Vec<investigation::Model> = rows
+        .iter()
+        .zip(&sources)
+        .filter(|(_, source)| matches!(source, Source::Tables))
+        .map(|(row, _)| row.clone())
+        .collect();
+    let mut children = if without.is_empty() {
+        Children::default()
+    } else {
+        fetch_children(conn, &without).await?
+    };
+    let mut commission_ids: BTreeSet<Uuid> = children
         .participants
         .iter()
         .map(|p| p.commission_id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
         .collect();
-    let commissions = organisation::commissions_by_ids(db, &commission_ids).await?;
-    assemble(calendar, investigations, commissions, children)
+    for source in &sources {
+        match source {
+            Source::Kept(loaded, _) => commission_ids.extend(loaded.commission_ids.iter()),
+            Source::Decoded(below, _) => {
+                commission_ids.extend(below.participants.iter().map(|p| p.commission_id))
+            }
+            Source::Tables => {}
+        }
+    }
+    let commission_ids: Vec<Uuid> = commission_ids.into_iter().collect();
+    let commissions = organisation::commissions_by_ids(conn, &commission_ids).await?;
+    let by_id: HashMap<Uuid, &organisation::CommissionWithMunicipalities> =
+        commissions.iter().map(|c| (c.commission.id, c)).collect();
+    for source in &mut sources {
+        let Source::Kept(loaded, snapshot) = source else {
+            continue;
+        };
+        let current = loaded
+            .commission_ids
+            .iter()
+            .filter_map(|id| by_id.get(id).copied());
+        if !current.eq(loaded.commissions.iter()) {
+            let snapshot = std::mem::take(snapshot);
+            let below = snapshot::decode(&snapshot).ok_or_else(|| {
+                StoreError::corrupt(format!(
+                    "kept snapshot of {} unreadable",
+                    snapshot.investigation_id
+                ))
+            })?;
+            *source = Source::Decoded(Box::new(below), snapshot);
+        }
+    }
+    // The others are built together (one pass over their rows), then merged in order.
+    let mut to_build = Vec::new();
+    let mut slots = Vec::with_capacity(rows.len());
+    for (row, source) in rows.into_iter().zip(sources) {
+        match source {
+            Source::Kept(loaded, _) => slots.push(Ok(loaded)),
+            Source::Decoded(below, snapshot) => {
+                children.append(*below);
+                to_build.push(row);
+                slots.push(Err(Some(snapshot)));
+            }
+            Source::Tables => {
+                to_build.push(row);
+                slots.push(Err(None));
+            }
+        }
+    }
+    let mut built = assemble(&db.calendar, to_build, commissions, children)?.into_iter();
+    let mut loaded = Vec::with_capacity(slots.len());
+    for slot in slots {
+        loaded.push(match slot {
+            Ok(kept) => kept,
+            Err(snapshot) => {
+                let value = Arc::new(built.next().ok_or_else(|| {
+                    StoreError::corrupt("an investigation was not assembled".to_string())
+                })?);
+                if let Some(snapshot) = snapshot {
+                    db.read_cache.put(snapshot, value.clone());
+                }
+                value
+            }
+        });
+    }
+    Ok(loaded)
 }
 
 /// Reads the rows below the given investigations from their tables, one statement per table
@@ -735,15 +817,15 @@ fn assemble(
 
 /// Loads many investigations with a fixed number of statements, whatever their number: the
 /// rows with their snapshots, then the commissions.
-pub async fn load_many(db: &Db, ids: &[Uuid]) -> StoreResult<Vec<Loaded>> {
+pub async fn load_many(db: &Db, ids: &[Uuid]) -> StoreResult<Vec<Arc<Loaded>>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let found = fetch_with_snapshots(&db.conn, ids, false).await?;
-    load_rows(&db.conn, &db.calendar, snapshot::decode_all(found)).await
+    load_rows(&db.conn, db, found).await
 }
 
-pub async fn load(db: &Db, id: Uuid) -> StoreResult<Option<Loaded>> {
+pub async fn load(db: &Db, id: Uuid) -> StoreResult<Option<Arc<Loaded>>> {
     Ok(load_many(db, &[id]).await?.into_iter().next())
 }
 
@@ -751,14 +833,11 @@ pub async fn load(db: &Db, id: Uuid) -> StoreResult<Option<Loaded>> {
 /// concurrent commands on it run one after the other and each decides on fresh state.
 async fn load_for_update(
     txn: &DatabaseTransaction,
-    calendar: &Calendar,
+    db: &Db,
     id: Uuid,
-) -> StoreResult<Option<Loaded>> {
+) -> StoreResult<Option<Arc<Loaded>>> {
     let found = fetch_with_snapshots(txn, &[id], true).await?;
-    Ok(load_rows(txn, calendar, snapshot::decode_all(found))
-        .await?
-        .into_iter()
-        .next())
+    Ok(load_rows(txn, db, found).await?.into_iter().next())
 }
 
 /// Content bytes that a command stores with a new version.
@@ -836,7 +915,7 @@ pub async fn execute(
     body: Option<VersionBody>,
 ) -> StoreResult<Written> {
     let txn = db.begin_write().await?;
-    let Some(loaded) = load_for_update(&txn, &db.calendar, id).await? else {
+    let Some(loaded) = load_for_update(&txn, db, id).await? else {
         return Err(DomainError::NotFound.into());
     };
     let referenced_user = match &command {
@@ -1420,7 +1499,7 @@ async fn write_change(
 /// One page of investigations, newest first.
 #[derive(Clone, Debug)]
 pub struct Page {
-    pub investigations: Vec<Loaded>,
+    pub investigations: Vec<Arc<Loaded>>,
     pub has_next: bool,
     pub total: u64,
 }
@@ -1556,24 +1635,22 @@ pub async fn list(
         .order_by((page_alias, investigation::Column::Id), Order::Desc);
     let rows = db.conn.query_all(&page).await?;
     let mut total = None;
-    // Each row's snapshot is decoded, and the row and its text dropped, before the next:
-    // a page holds the text of one snapshot at a time besides the rows fetched.
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
         total = Some(row.try_get::<i64>("", TOTAL)?);
         let investigation = investigation::Model::from_query_result(&row, "")?;
-        let decoded = match (
+        let snapshot = match (
             row.try_get::<Option<i32>>("", FORMAT)?,
             row.try_get::<Option<String>>("", BODY)?,
         ) {
-            (Some(format), Some(body)) => snapshot::decode(&investigation_snapshot::Model {
+            (Some(format), Some(body)) => Some(investigation_snapshot::Model {
                 investigation_id: investigation.id,
                 format,
                 body,
             }),
             _ => None,
         };
-        found.push((investigation, decoded));
+        found.push((investigation, snapshot));
     }
     let total = match total {
         Some(total) => u64::try_from(total).unwrap_or(0),
@@ -1588,7 +1665,7 @@ pub async fn list(
     let has_next = found.len() as u64 > first;
     found.truncate(first as usize);
     Ok(Page {
-        investigations: load_rows(&db.conn, &db.calendar, found).await?,
+        investigations: load_rows(&db.conn, db, found).await?,
         has_next,
         total,
     })
@@ -1706,7 +1783,7 @@ pub async fn tick(
     let mut written = Vec::new();
     for id in candidates {
         let txn = db.begin_write().await?;
-        let Some(loaded) = load_for_update(&txn, &db.calendar, id).await? else {
+        let Some(loaded) = load_for_update(&txn, db, id).await? else {
             continue;
         };
         let changes = loaded.domain.tick(now, reminder_offsets);

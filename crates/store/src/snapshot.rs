@@ -38,19 +38,6 @@ pub(crate) fn decode(snapshot: &investigation_snapshot::Model) -> Option<Childre
     }
 }
 
-/// [`decode`] for each row that has a snapshot.
-pub(crate) fn decode_all(
-    found: Vec<(investigation::Model, Option<investigation_snapshot::Model>)>,
-) -> Vec<(investigation::Model, Option<Children>)> {
-    found
-        .into_iter()
-        .map(|(row, snapshot)| {
-            let decoded = snapshot.as_ref().and_then(decode);
-            (row, decoded)
-        })
-        .collect()
-}
-
 /// Rewrites an investigation's snapshot from its tables (inside the caller's transaction,
 /// which has locked the investigation or holds SQLite's write lock).
 pub(crate) async fn refresh<C: ConnectionTrait>(txn: &C, id: Uuid) -> StoreResult<()> {
