@@ -76,8 +76,8 @@ pub fn refusal(
 /// The checks run on the parsed document before async-graphql executes it (which then does
 /// not parse it again), not as async-graphql extensions: with any extension installed, even
 /// one that only looks at parsing, async-graphql takes every field of every answer through
-/// its per-field extension path (a `ResolveInfo`, a registry lookup, the extension chain),
-/// which was about a quarter of a 50-investigation dashboard's server CPU (BENCHMARKS.md).
+/// its per-field extension path (a `ResolveInfo`, registry lookups, the extension chain):
+/// some 1,700 times for a 50-investigation dashboard (BENCHMARKS.md).
 #[derive(Clone)]
 pub struct GuardedSchema {
     pub schema: RkflowSchema,

@@ -10,8 +10,8 @@
 //! function of those inputs and the calendar (`investigations::assemble`).
 //!
 //! Bounded by a number of entries (`--read-cache-entries`; 0 switches it off); the least
-//! recently used entry makes room. An entry is about 50 KB at the benchmark's sizes (the
-//! snapshot's text plus the decoded rows and domain value).
+//! recently used entry makes room. An entry is roughly 50 KB at the benchmark's sizes (an
+//! estimate: the snapshot's text, 17 KB on average, plus the decoded rows and domain value).
 
 use crate::entity::{investigation, investigation_snapshot};
 use crate::investigations::Loaded;
