@@ -9,8 +9,7 @@ use async_graphql::{
     Data, Executor, Request, Response, Schema, SchemaBuilder, ServerError, Variables,
 };
 use futures::stream::{BoxStream, StreamExt};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub type RkflowSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -83,75 +82,17 @@ pub fn refusal(
 pub struct GuardedSchema {
     pub schema: RkflowSchema,
     limits: Limits,
-    documents: Arc<ParsedDocuments>,
-}
-
-/// Parsed documents by their text. Front-ends send the same few operations again and again,
-/// and parsing one was about a tenth of the server CPU of reading one investigation
-/// (BENCHMARKS.md, W2). At most [`ParsedDocuments::ENTRIES`] texts of at most
-/// [`ParsedDocuments::MAX_TEXT`] bytes are kept; when it is full it starts over, so a client
-/// sending ever new texts gains nothing and costs nothing more than parsing. The checks
-/// ([`refusal`]) still run on every request: they depend on the variables and the limits.
-#[derive(Default)]
-struct ParsedDocuments(Mutex<HashMap<String, ExecutableDocument>>);
-
-impl ParsedDocuments {
-    const ENTRIES: usize = 256;
-    const MAX_TEXT: usize = 64 * 1024;
-
-    fn get(&self, text: &str) -> Option<ExecutableDocument> {
-        self.lock().get(text).cloned()
-    }
-
-    fn keep(&self, text: &str, document: &ExecutableDocument) {
-        if text.len() > Self::MAX_TEXT {
-            return;
-        }
-        let mut documents = self.lock();
-        if documents.len() >= Self::ENTRIES {
-            documents.clear();
-        }
-        documents.insert(text.to_string(), document.clone());
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecutableDocument>> {
-        // Each change is one map operation: a panic elsewhere cannot leave it half-done.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
 impl GuardedSchema {
     pub fn new(schema: RkflowSchema, limits: Limits) -> GuardedSchema {
-        GuardedSchema {
-            schema,
-            limits,
-            documents: Arc::default(),
-        }
+        GuardedSchema { schema, limits }
     }
 
-    /// Gives the request its parsed document (it stays there for execution): the one kept
-    /// for the same text, or a fresh parse (then kept). A text that does not parse is left
-    /// alone: async-graphql answers it with the parse error.
-    pub fn parse(&self, request: &mut Request) {
-        if let Some(document) = self.documents.get(&request.query) {
-            request.set_parsed_query(document);
-        } else if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
-            self.documents.keep(&request.query, &document);
-            request.set_parsed_query(document);
-        }
-    }
-
-    /// Parses the request's document ([`GuardedSchema::parse`]) and returns its [`refusal`].
-    /// A document that does not parse passes: async-graphql answers it with the parse error.
+    /// Parses the request's document (once: it stays in the request for execution) and
+    /// returns its [`refusal`]. A document that does not parse passes: async-graphql answers
+    /// it with the parse error.
     pub fn check(&self, request: &mut Request) -> Option<ServerError> {
-        self.parse(request);
         let variables = std::mem::take(&mut request.variables);
         let refused = match request.parsed_query() {
             Ok(document) => refusal(document, &variables, &self.limits),
@@ -195,66 +136,6 @@ pub fn sdl() -> String {
 /// served. The conformance test fails when one of these appears (remove it here) and when
 /// anything else of the contract is missing. Empty: the whole contract is served.
 pub const PENDING_CONTRACT_PARTS: &[&str] = &[];
-
-#[cfg(test)]
-mod parsed_documents {
-    use super::{GuardedSchema, Limits, builder};
-    use async_graphql::{Request, Variables};
-
-    fn guarded() -> GuardedSchema {
-        GuardedSchema::new(builder(Limits::default()).finish(), Limits::default())
-    }
-
-    #[test]
-    fn a_text_is_parsed_once_and_checked_every_time() {
-        let schema = guarded();
-        let query = "query($t: String!) { investigations(first: 1, phase: PROPOSAL) { totalCount } me { name } } # $t";
-        let mut first = Request::new(query);
-        assert!(schema.check(&mut first).is_none());
-        assert_eq!(schema.documents.len(), 1);
-        // The same text again comes from the cache: the same document, still checked against
-        // this request's variables.
-        let mut again = Request::new(query)
-            .variables(Variables::from_json(serde_json::json!({ "t": "a\u{0}b" })));
-        let refused = schema
-            .check(&mut again)
-            .expect("NUL in a variable is refused");
-        assert!(refused.message.contains("NUL"), "{}", refused.message);
-        assert_eq!(schema.documents.len(), 1);
-        assert_eq!(
-            again
-                .parsed_query()
-                .expect("parsed")
-                .operations
-                .iter()
-                .count(),
-            first
-                .parsed_query()
-                .expect("parsed")
-                .operations
-                .iter()
-                .count()
-        );
-        // A text that does not parse is not kept and is left to async-graphql.
-        let mut broken = Request::new("{ me { ");
-        assert!(schema.check(&mut broken).is_none());
-        assert_eq!(schema.documents.len(), 1);
-    }
-
-    #[test]
-    fn the_cache_is_bounded() {
-        let schema = guarded();
-        for i in 0..300 {
-            let mut request = Request::new(format!("{{ me {{ name }} }} # {i}"));
-            assert!(schema.check(&mut request).is_none());
-        }
-        assert!(schema.documents.len() <= 256);
-        let long = format!("{{ me {{ name }} }} #{}", "x".repeat(70 * 1024));
-        let before = schema.documents.len();
-        schema.check(&mut Request::new(long));
-        assert_eq!(schema.documents.len(), before);
-    }
-}
 
 #[cfg(test)]
 mod contract_conformance {

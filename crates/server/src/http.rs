@@ -500,7 +500,6 @@ async fn execute_graphql(
     let request_id = context.request_id.clone();
     let slot = slot.for_operation(request.operation_name.as_deref());
     let mut request = request.data(context).data(Loaders::new(&state.api.db));
-    state.schema.parse(&mut request);
     if let Ok(document) = request.parsed_query() {
         slot.record(&state.metrics, document);
     }
