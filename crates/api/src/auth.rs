@@ -6,7 +6,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use rkflow_domain::Actor;
 use rkflow_store::entity::user;
-use rkflow_store::{Db, Origin, accounts};
+use rkflow_store::{Db, Origin, Reader, accounts};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
@@ -367,6 +367,8 @@ pub struct Session {
     pub user: user::Model,
     pub actor: Actor,
     pub expires_at: DateTime<Utc>,
+    /// The stored last activity is more than a minute old: [`keep_alive`] writes it.
+    pub keep_alive_due: bool,
 }
 
 /// When a session ends, given its start and last activity.
@@ -378,10 +380,11 @@ pub fn session_expiry(
     (last_seen_at + config.idle_timeout).min(created_at + config.absolute_timeout)
 }
 
-/// Resolves a bearer token. `Ok(None)` when no token was sent; UNAUTHENTICATED for an
-/// unknown, expired or revoked token or a disabled user.
-pub async fn resolve_session(
-    db: &Db,
+/// Resolves a bearer token, reading through `reads` (a request's read view, or the pool).
+/// `Ok(None)` when no token was sent; UNAUTHENTICATED for an unknown, expired or revoked token
+/// or a disabled user. Writes nothing: the caller then runs [`keep_alive`].
+pub async fn resolve_session<R: Reader>(
+    reads: &R,
     config: &AuthConfig,
     now: DateTime<Utc>,
     token: Option<&str>,
@@ -395,8 +398,7 @@ pub async fn resolve_session(
             "the session is invalid or has expired",
         )
     };
-    let Some((session, owner, grants)) =
-        accounts::find_session(&db.conn, &token_hash(token)).await?
+    let Some((session, owner, grants)) = accounts::find_session(reads, &token_hash(token)).await?
     else {
         return Err(invalid());
     };
@@ -408,17 +410,24 @@ pub async fn resolve_session(
     {
         return Err(invalid());
     }
-    // Keep the idle window open without writing on every request.
-    if now - session.last_seen_at > Duration::seconds(60) {
-        accounts::touch_session(&db.conn, session.id, now).await?;
-    }
     let actor = Actor::user(owner.id.into(), grants.iter().map(|g| g.grant));
     Ok(Some(Session {
         id: session.id,
         expires_at: session_expiry(config, session.created_at, now.max(session.last_seen_at)),
         user: owner,
         actor,
+        keep_alive_due: now - session.last_seen_at > Duration::seconds(60),
     }))
+}
+
+/// Records a resolved session's activity, keeping its idle window open: at most once a
+/// minute, so that requests do not each write. Over HTTP it runs once the request's reads
+/// have ended (`rkflow_store::reads`).
+pub async fn keep_alive(db: &Db, session: &Session, now: DateTime<Utc>) -> ApiResult<()> {
+    if session.keep_alive_due {
+        accounts::touch_session(&db.conn, session.id, now).await?;
+    }
+    Ok(())
 }
 
 /// Checks a logged-in user's current password (before a password change) under the login

@@ -11,7 +11,7 @@ use rkflow_domain::role::StoredGrant;
 use rkflow_store::entity::{municipality, user};
 use rkflow_store::investigations::Loaded;
 use rkflow_store::organisation::CommissionWithMunicipalities;
-use rkflow_store::{Db, Origin, accounts, investigations, organisation};
+use rkflow_store::{Db, Origin, ReadView, accounts, investigations, organisation};
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -118,14 +118,14 @@ pub fn session<'a>(ctx: &Context<'a>) -> ApiResult<&'a Session> {
 macro_rules! batch_loader {
     ($(#[$doc:meta])* $name:ident, $value:ty, |$db:ident, $keys:ident| $body:expr) => {
         $(#[$doc])*
-        pub struct $name(pub Db);
+        pub struct $name(pub Arc<ReadView>);
 
         impl Loader<Uuid> for $name {
             type Value = $value;
             type Error = Arc<String>;
 
             async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-                let $db = &self.0;
+                let $db: &ReadView = &self.0;
                 let $keys = keys;
                 let result: Result<HashMap<Uuid, Self::Value>, rkflow_store::StoreError> =
                     async { $body }.await;
@@ -149,7 +149,7 @@ batch_loader!(
         .collect())
 );
 batch_loader!(UserLoader, Arc<user::Model>, |db, keys| Ok(
-    accounts::find_users(&db.conn, keys)
+    accounts::find_users(db, keys)
         .await?
         .into_iter()
         .map(|u| (u.id, Arc::new(u)))
@@ -158,14 +158,14 @@ batch_loader!(UserLoader, Arc<user::Model>, |db, keys| Ok(
 batch_loader!(
     CommissionLoader,
     CommissionWithMunicipalities,
-    |db, keys| Ok(organisation::commissions_by_ids(&db.conn, keys)
+    |db, keys| Ok(organisation::commissions_by_ids(db, keys)
         .await?
         .into_iter()
         .map(|c| (c.commission.id, c))
         .collect())
 );
 batch_loader!(MunicipalityLoader, municipality::Model, |db, keys| Ok(
-    organisation::municipalities_by_ids(&db.conn, keys)
+    organisation::municipalities_by_ids(db, keys)
         .await?
         .into_iter()
         .map(|m| (m.id, m))
@@ -175,7 +175,7 @@ batch_loader!(
     /// Markdown text of versions.
     MarkdownLoader,
     String,
-    |db, keys| investigations::markdown_bodies(&db.conn, keys).await
+    |db, keys| investigations::markdown_bodies(db, keys).await
 );
 batch_loader!(
     /// Role grants per user.
@@ -184,15 +184,18 @@ batch_loader!(
     |db, keys| {
         let mut by_user: HashMap<Uuid, StoredGrantList> =
             keys.iter().map(|k| (*k, StoredGrantList::default())).collect();
-        for (user, grant) in accounts::grants_of_users(&db.conn, keys).await? {
+        for (user, grant) in accounts::grants_of_users(db, keys).await? {
             by_user.entry(user).or_default().0.push(grant);
         }
         Ok(by_user)
     }
 );
 
-/// The per-request loaders; the server inserts them into each request's data.
+/// The per-request loaders, reading through the request's [`ReadView`]; the server inserts
+/// them into each request's data.
 pub struct Loaders {
+    /// Where the request reads (a GraphQL query: one read transaction).
+    pub view: Arc<ReadView>,
     pub investigations: DataLoader<InvestigationLoader>,
     pub users: DataLoader<UserLoader, HashMapCache>,
     pub commissions: DataLoader<CommissionLoader, HashMapCache>,
@@ -204,32 +207,39 @@ pub struct Loaders {
 impl Loaders {
     /// Users, commissions and municipalities are cached for the request, so that a list can
     /// load them once for all its nodes up front (see `query::prime_loaders`).
-    pub fn new(db: &Db) -> Loaders {
+    pub fn new(view: Arc<ReadView>) -> Loaders {
         Loaders {
-            investigations: DataLoader::new(InvestigationLoader(db.clone()), tokio::spawn),
+            investigations: DataLoader::new(InvestigationLoader(view.clone()), tokio::spawn),
             users: DataLoader::with_cache(
-                UserLoader(db.clone()),
+                UserLoader(view.clone()),
                 tokio::spawn,
                 HashMapCache::default(),
             ),
             commissions: DataLoader::with_cache(
-                CommissionLoader(db.clone()),
+                CommissionLoader(view.clone()),
                 tokio::spawn,
                 HashMapCache::default(),
             ),
             municipalities: DataLoader::with_cache(
-                MunicipalityLoader(db.clone()),
+                MunicipalityLoader(view.clone()),
                 tokio::spawn,
                 HashMapCache::default(),
             ),
-            markdown: DataLoader::new(MarkdownLoader(db.clone()), tokio::spawn),
-            grants: DataLoader::new(GrantLoader(db.clone()), tokio::spawn),
+            markdown: DataLoader::new(MarkdownLoader(view.clone()), tokio::spawn),
+            grants: DataLoader::new(GrantLoader(view.clone()), tokio::spawn),
+            view,
         }
     }
 }
 
 pub fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
     ctx.data_unchecked::<Loaders>()
+}
+
+/// Where this request reads: resolvers read through it, never through the pool directly
+/// (see `rkflow_store::reads` for why).
+pub fn view<'a>(ctx: &Context<'a>) -> &'a ReadView {
+    &loaders(ctx).view
 }
 
 /// Maps a loader failure to INTERNAL.

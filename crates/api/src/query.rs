@@ -1,7 +1,7 @@
 //! The query root.
 
 use crate::auth;
-use crate::context::{load_failed, loaders, request, session, state};
+use crate::context::{load_failed, loaders, request, session, state, view};
 use crate::error::{ApiError, ApiResult};
 use crate::types::{
     AuditEventConnection, AuditEventEdge, AuditEventObject, AuditVerification, CommissionObject,
@@ -132,8 +132,7 @@ async fn investigation_page(
         ),
         None => None,
     };
-    let page =
-        investigations::list(&state(ctx).db, filter, phase.map(Into::into), after, first).await?;
+    let page = investigations::list(view(ctx), filter, phase.map(Into::into), after, first).await?;
     let found: Vec<Arc<Loaded>> = page.investigations;
     prime_loaders(ctx, found.iter()).await?;
     let edges: Vec<InvestigationEdge> = found
@@ -185,7 +184,7 @@ impl QueryRoot {
         };
         let state = state(ctx);
         let now = state.clock.now();
-        Ok(accounts::live_sessions(&state.db.conn, user, now)
+        Ok(accounts::live_sessions(view(ctx), user, now)
             .await?
             .into_iter()
             .map(|model| SessionObject {
@@ -200,7 +199,7 @@ impl QueryRoot {
 
     async fn municipalities(&self, ctx: &Context<'_>) -> ApiResult<Vec<MunicipalityObject>> {
         session(ctx)?;
-        Ok(organisation::municipalities(&state(ctx).db.conn)
+        Ok(organisation::municipalities(view(ctx))
             .await?
             .into_iter()
             .map(MunicipalityObject)
@@ -209,7 +208,7 @@ impl QueryRoot {
 
     async fn commissions(&self, ctx: &Context<'_>) -> ApiResult<Vec<CommissionObject>> {
         session(ctx)?;
-        Ok(organisation::commissions(&state(ctx).db.conn)
+        Ok(organisation::commissions(view(ctx))
             .await?
             .into_iter()
             .map(CommissionObject)
@@ -306,8 +305,7 @@ impl QueryRoot {
             decision: decision.map(Into::into),
             municipality,
         };
-        let page =
-            investigations::register(&state(ctx).db, &listing, &filter, after, first).await?;
+        let page = investigations::register(view(ctx), &listing, &filter, after, first).await?;
         let ids: Vec<Uuid> = page.keys.iter().map(|k| k.investigation).collect();
         let found = loaders(ctx)
             .investigations
@@ -373,7 +371,7 @@ impl QueryRoot {
                 )?),
                 None => None,
             };
-        let db = &state(ctx).db.conn;
+        let db = view(ctx);
         let mut events = audit::events_of(db, id, after, first + 1).await?;
         let has_next = events.len() as u64 > first;
         events.truncate(first as usize);
@@ -404,13 +402,13 @@ impl QueryRoot {
     ) -> ApiResult<AuditVerification> {
         session(ctx)?;
         let id = parse_id(&investigation_id)?;
-        let loaded = investigations::load(&state(ctx).db, id)
+        let loaded = investigations::load(view(ctx), id)
             .await?
             .ok_or_else(ApiError::not_found)?;
         loaded
             .domain
             .authorize(&request(ctx).actor(), Action::VerifyAuditTrail)?;
-        let verification = audit::verify_chain(&state(ctx).db.conn).await?;
+        let verification = audit::verify_chain(view(ctx)).await?;
         Ok(AuditVerification {
             intact: verification.intact,
             events_checked: i32::try_from(verification.events_checked).unwrap_or(i32::MAX),

@@ -3,10 +3,11 @@
 //! metrics.
 
 use crate::AppState;
-use crate::metrics::{OperationSlot, PoolState, UNKNOWN_OPERATION};
+use crate::metrics::{OperationSlot, PoolState, UNKNOWN_OPERATION, executed_operation};
 use crate::request_id;
 use async_graphql::Executor;
 use async_graphql::http::{GraphiQLSource, MultipartOptions};
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, ServerError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::{Body, Bytes};
@@ -19,8 +20,10 @@ use axum::{Json, Router};
 use rkflow_api::context::{Loaders, RequestContext};
 use rkflow_api::error::{ApiError, Code};
 use rkflow_api::{auth, files};
+use rkflow_store::ReadView;
 use serde_json::json;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -299,22 +302,38 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// Builds the request context from the headers: the session (when a token is sent) and the
-/// client address.
+/// Builds the request context from the headers: the session (when a token is sent, read
+/// through the request's view) and the client address.
 async fn request_context(
     state: &AppState,
+    view: &ReadView,
     headers: &HeaderMap,
     client: String,
 ) -> Result<RequestContext, ApiError> {
     let token = bearer_token(headers)?;
     let session =
-        auth::resolve_session(&state.api.db, &state.api.auth, state.api.clock.now(), token).await?;
+        auth::resolve_session(view, &state.api.auth, state.api.clock.now(), token).await?;
     Ok(RequestContext {
         session,
         client: Some(client),
         request_id: request_id::current().unwrap_or_else(request_id::generate),
         reads: Default::default(),
     })
+}
+
+/// The request context outside GraphQL over HTTP (downloads, the WebSocket upgrade): the
+/// session read through the pool, its activity recorded at once.
+async fn pooled_request_context(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: String,
+) -> Result<RequestContext, ApiError> {
+    let view = ReadView::pooled(&state.api.db);
+    let context = request_context(state, &view, headers, client).await?;
+    if let Some(session) = &context.session {
+        auth::keep_alive(&state.api.db, session, state.api.clock.now()).await?;
+    }
+    Ok(context)
 }
 
 /// The `extensions.code` of an error (empty when it has none).
@@ -484,28 +503,46 @@ async fn execute_graphql(
             }
         }
     };
+    let slot = slot.for_operation(request.operation_name.as_deref());
+    let mut request = request;
+    // A query reads everything in one read transaction (one connection, one moment of the
+    // database); mutations write on connections of their own (`rkflow_store::reads`).
+    let mut query = false;
+    let operation_name = request.operation_name.clone();
+    if let Ok(document) = request.parsed_query() {
+        slot.record(&state.metrics, document);
+        query = executed_operation(document, operation_name.as_deref())
+            .is_some_and(|operation| operation.node.ty == OperationType::Query);
+    }
+    let view = Arc::new(if query {
+        ReadView::snapshot(&state.api.db)
+    } else {
+        ReadView::pooled(&state.api.db)
+    });
     let client = client_address(state, headers, peer);
-    let context = match request_context(state, headers, client).await {
+    let context = request_context(state, &view, headers, client).await;
+    let context = match context {
         Ok(context) => context,
-        Err(err) if err.code == Code::Internal => {
-            return match outage(state).await {
-                Some(response) => response,
-                None => api_error_response(err),
-            };
+        Err(err) => {
+            view.finish().await;
+            if err.code == Code::Internal
+                && let Some(response) = outage(state).await
+            {
+                return response;
+            }
+            return api_error_response(err);
         }
-        Err(err) => return api_error_response(err),
     };
     let reads = context.reads.clone();
     let origin = context.origin();
     let request_id = context.request_id.clone();
-    let slot = slot.for_operation(request.operation_name.as_deref());
-    let mut request = request.data(context).data(Loaders::new(&state.api.db));
-    if let Ok(document) = request.parsed_query() {
-        slot.record(&state.metrics, document);
-    }
-    let Ok(mut response) =
-        tokio::time::timeout(state.config.request_timeout, state.schema.execute(request)).await
-    else {
+    let session = context.session.clone();
+    let request = request.data(context).data(Loaders::new(view.clone()));
+    let executed =
+        tokio::time::timeout(state.config.request_timeout, state.schema.execute(request)).await;
+    // The reads have ended before anything below waits for a pooled connection.
+    view.finish().await;
+    let Ok(mut response) = executed else {
         tracing::warn!("a GraphQL request exceeded the request timeout");
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -516,6 +553,14 @@ async fn execute_graphql(
             ),
         );
     };
+    if let Some(session) = &session
+        && let Err(err) = auth::keep_alive(&state.api.db, session, state.api.clock.now()).await
+    {
+        tracing::error!(
+            code = err.code.as_str(),
+            "recording the session's activity failed"
+        );
+    }
     if let Err(err) = reads.flush(&state.api, &origin).await {
         tracing::error!(code = err.code.as_str(), "auditing content reads failed");
     }
@@ -560,7 +605,7 @@ async fn subscriptions(
 ) -> Response {
     let client = client_address(&state, &headers, peer);
     // A token may come in the upgrade request or in the connection_init payload.
-    let header_context = match request_context(&state, &headers, client.clone()).await {
+    let header_context = match pooled_request_context(&state, &headers, client.clone()).await {
         Ok(context) => context,
         Err(err) => return api_error_response(err),
     };
@@ -587,17 +632,24 @@ async fn subscriptions(
                                 .map(str::to_string)
                         });
                     if let Some(token) = token {
+                        let now = state.api.clock.now();
                         context.session = auth::resolve_session(
                             &state.api.db,
                             &state.api.auth,
-                            state.api.clock.now(),
+                            now,
                             Some(&token),
                         )
                         .await
                         .map_err(async_graphql::Error::from)?;
+                        if let Some(session) = &context.session {
+                            auth::keep_alive(&state.api.db, session, now)
+                                .await
+                                .map_err(async_graphql::Error::from)?;
+                        }
                     }
+                    // A subscription lives for long: it reads through the pool.
                     let mut data = Data::default();
-                    data.insert(Loaders::new(&state.api.db));
+                    data.insert(Loaders::new(Arc::new(ReadView::pooled(&state.api.db))));
                     data.insert(context);
                     Ok(data)
                 })
@@ -613,7 +665,7 @@ async fn download_version(
     Path(id): Path<String>,
 ) -> Response {
     let client = client_address(&state, &headers, peer);
-    let context = match request_context(&state, &headers, client).await {
+    let context = match pooled_request_context(&state, &headers, client).await {
         Ok(context) => context,
         Err(err) => return api_error_response(err),
     };

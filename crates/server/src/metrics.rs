@@ -4,7 +4,10 @@
 //! subscriptions. Label values are bounded: operations are root field names of the schema
 //! (else `unknown`), outcomes are error codes, routes are route templates.
 
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection};
+use async_graphql::Positioned;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, Selection,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -391,17 +394,25 @@ impl OperationSlot {
     }
 }
 
+/// The operation a request executes: the one it names, or the document's only one.
+pub fn executed_operation<'a>(
+    document: &'a ExecutableDocument,
+    wanted: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match (&document.operations, wanted) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()
+        }
+        _ => None,
+    }
+}
+
 /// The first root field (by name, not alias) of the operation a request executes; fragments
 /// are followed.
 pub fn first_root_field(document: &ExecutableDocument, wanted: Option<&str>) -> Option<String> {
-    let operation = match (&document.operations, wanted) {
-        (DocumentOperations::Single(operation), _) => operation,
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name)?,
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next()?
-        }
-        _ => return None,
-    };
+    let operation = executed_operation(document, wanted)?;
     fn first(
         document: &ExecutableDocument,
         set: &async_graphql::parser::types::SelectionSet,

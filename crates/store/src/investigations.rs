@@ -11,6 +11,7 @@ use crate::entity::{
     response_position, submission_version, user, version_content,
 };
 use crate::error::{StoreError, StoreResult};
+use crate::reads::Reader;
 use crate::{organisation, snapshot};
 use chrono::{DateTime, Utc};
 use rkflow_domain::deadline::Calendar;
@@ -817,16 +818,16 @@ fn assemble(
 
 /// Loads many investigations with a fixed number of statements, whatever their number: the
 /// rows with their snapshots, then the commissions.
-pub async fn load_many(db: &Db, ids: &[Uuid]) -> StoreResult<Vec<Arc<Loaded>>> {
+pub async fn load_many<R: Reader>(reads: &R, ids: &[Uuid]) -> StoreResult<Vec<Arc<Loaded>>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let found = fetch_with_snapshots(&db.conn, ids, false).await?;
-    load_rows(&db.conn, db, found).await
+    let found = fetch_with_snapshots(reads, ids, false).await?;
+    load_rows(reads, reads.db(), found).await
 }
 
-pub async fn load(db: &Db, id: Uuid) -> StoreResult<Option<Arc<Loaded>>> {
-    Ok(load_many(db, &[id]).await?.into_iter().next())
+pub async fn load<R: Reader>(reads: &R, id: Uuid) -> StoreResult<Option<Arc<Loaded>>> {
+    Ok(load_many(reads, &[id]).await?.into_iter().next())
 }
 
 /// Loads one investigation inside a write transaction, locking its row (PostgreSQL) so that
@@ -1577,8 +1578,8 @@ fn listing_condition(filter: &ListingFilter) -> Condition {
 /// row's snapshot and the total in one statement (a window count over the filter, the cursor
 /// and limit applied outside it, the snapshots joined to the page only), then the commissions
 /// ([`load_rows`]).
-pub async fn list(
-    db: &Db,
+pub async fn list<R: Reader>(
+    reads: &R,
     filter: &ListingFilter,
     phase: Option<Phase>,
     after: Option<Uuid>,
@@ -1633,7 +1634,7 @@ pub async fn list(
             .equals((page_alias.clone(), investigation::Column::Id)),
         )
         .order_by((page_alias, investigation::Column::Id), Order::Desc);
-    let rows = db.conn.query_all(&page).await?;
+    let rows = reads.query_all(&page).await?;
     let mut total = None;
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
@@ -1658,14 +1659,14 @@ pub async fn list(
         None => {
             investigation::Entity::find()
                 .filter(condition)
-                .count(&db.conn)
+                .count(reads)
                 .await?
         }
     };
     let has_next = found.len() as u64 > first;
     found.truncate(first as usize);
     Ok(Page {
-        investigations: load_rows(&db.conn, db, found).await?,
+        investigations: load_rows(reads, reads.db(), found).await?,
         has_next,
         total,
     })
@@ -1845,8 +1846,8 @@ pub struct RegisterPage {
 /// The recommendations register ("aanbevelingenmonitor"): every recommendation of a submitted
 /// investigation the filter admits, once per concerned municipality, newest recommendation
 /// first. Filtering, counting and paging happen in SQL.
-pub async fn register(
-    db: &Db,
+pub async fn register<C: ConnectionTrait>(
+    db: &C,
     listing: &ListingFilter,
     filter: &RegisterFilter,
     after: Option<(Uuid, Uuid)>,
@@ -1962,7 +1963,6 @@ pub async fn register(
         .from_subquery(base(false), Alias::new("entries"))
         .to_owned();
     let total = db
-        .conn
         .query_one(&count_query)
         .await?
         .map(|row| row.try_get_by_index::<i64>(0))
@@ -1973,7 +1973,7 @@ pub async fn register(
         .order_by(Alias::new("recommendation_id"), sea_orm::Order::Desc)
         .order_by(Alias::new("municipality_id"), sea_orm::Order::Asc)
         .limit(first + 1);
-    let rows = db.conn.query_all(&page_query).await?;
+    let rows = db.query_all(&page_query).await?;
     let mut keys = Vec::with_capacity(rows.len());
     for row in rows {
         keys.push(RegisterKey {

@@ -15,11 +15,13 @@ pub mod events;
 pub mod investigations;
 pub mod organisation;
 pub mod read_cache;
+pub mod reads;
 pub mod snapshot;
 
 pub use audit::Origin;
 pub use db::Db;
 pub use error::{StoreError, StoreResult};
+pub use reads::{ReadView, Reader};
 
 /// The database error type, for callers that convert it.
 pub mod sea_orm_err {

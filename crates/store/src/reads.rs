@@ -1,0 +1,173 @@
+//! Where reads run: the pool, or one request's read transaction ([`ReadView`]).
+//!
+//! A GraphQL query reads through a [`ReadView::snapshot`]: its statements run on one pooled
+//! connection in one read-only transaction, opened at the first statement and ended by
+//! [`ReadView::finish`]. The answer then shows the database at one moment (PostgreSQL:
+//! `REPEATABLE READ`; SQLite: a deferred transaction, whose first read fixes the WAL snapshot),
+//! and on PostgreSQL the request pays the pool's checkout and return once instead of once per
+//! statement (sqlx pings a connection on both; see BENCHMARKS.md).
+//!
+//! Rule for callers: while a view's transaction is open, the request must not wait for a
+//! second pooled connection — everything it reads goes through the view, and writes (the
+//! session's keep-alive, the audit of content reads) run after [`ReadView::finish`]. Otherwise
+//! as many requests as the pool has connections could each hold one and wait for another.
+//! Mutations and subscriptions read through a [`ReadView::pooled`] view: they write on pooled
+//! connections of their own, and a subscription lives far longer than a request.
+
+use crate::db::Db;
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, IsolationLevel,
+    QueryResult, Statement, TransactionTrait,
+};
+use tokio::sync::Mutex;
+
+/// A connection the investigation reads can run on ([`Db`] or a [`ReadView`]), with the
+/// database it reads (for the read cache and the calendar).
+pub trait Reader: ConnectionTrait {
+    fn db(&self) -> &Db;
+}
+
+impl Reader for Db {
+    fn db(&self) -> &Db {
+        self
+    }
+}
+
+/// The pool: each statement on any pooled connection.
+#[async_trait::async_trait]
+impl ConnectionTrait for Db {
+    fn get_database_backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.conn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.conn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.conn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.conn.query_all_raw(stmt).await
+    }
+}
+
+/// One request's reads (see the module documentation).
+pub struct ReadView {
+    db: Db,
+    transaction: Option<Mutex<Transaction>>,
+}
+
+enum Transaction {
+    NotStarted,
+    Open(DatabaseTransaction),
+    /// Ended by [`ReadView::finish`]; a later read (none is expected) uses the pool.
+    Finished,
+}
+
+impl ReadView {
+    /// Every statement on any pooled connection, as [`Db`] itself.
+    pub fn pooled(db: &Db) -> ReadView {
+        ReadView {
+            db: db.clone(),
+            transaction: None,
+        }
+    }
+
+    /// One read-only transaction, opened at the first statement.
+    pub fn snapshot(db: &Db) -> ReadView {
+        ReadView {
+            db: db.clone(),
+            transaction: Some(Mutex::new(Transaction::NotStarted)),
+        }
+    }
+
+    /// Ends the transaction, if one was opened, and hands its connection back to the pool.
+    /// Nothing was written in it, so ending it cannot lose anything; a failure to end it only
+    /// means the connection is closed instead of kept.
+    pub async fn finish(&self) {
+        let Some(transaction) = &self.transaction else {
+            return;
+        };
+        let mut state = transaction.lock().await;
+        if let Transaction::Open(open) = std::mem::replace(&mut *state, Transaction::Finished)
+            && let Err(err) = open.commit().await
+        {
+            tracing::warn!(error = %err, "ending a read transaction failed");
+        }
+    }
+
+    async fn begin(db: &Db) -> Result<DatabaseTransaction, DbErr> {
+        if db.is_postgres() {
+            db.conn
+                .begin_with_config(
+                    Some(IsolationLevel::RepeatableRead),
+                    Some(AccessMode::ReadOnly),
+                )
+                .await
+        } else {
+            // A deferred transaction: SQLite fixes its snapshot at the first read.
+            db.conn.begin().await
+        }
+    }
+}
+
+/// Runs `$call` on the view's transaction (opening it first), or on the pool.
+macro_rules! through_view {
+    ($view:expr, |$conn:ident| $call:expr) => {{
+        let view: &ReadView = $view;
+        match &view.transaction {
+            None => {
+                let $conn = &view.db.conn;
+                $call
+            }
+            Some(transaction) => {
+                let mut state = transaction.lock().await;
+                if matches!(*state, Transaction::NotStarted) {
+                    *state = Transaction::Open(ReadView::begin(&view.db).await?);
+                }
+                match &*state {
+                    Transaction::Open($conn) => $call,
+                    _ => {
+                        let $conn = &view.db.conn;
+                        $call
+                    }
+                }
+            }
+        }
+    }};
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for ReadView {
+    fn get_database_backend(&self) -> DbBackend {
+        self.db.backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        through_view!(self, |conn| conn.execute_raw(stmt).await)
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        through_view!(self, |conn| conn.execute_unprepared(sql).await)
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        through_view!(self, |conn| conn.query_one_raw(stmt).await)
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        through_view!(self, |conn| conn.query_all_raw(stmt).await)
+    }
+}
+
+impl Reader for ReadView {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+}

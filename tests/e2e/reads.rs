@@ -1,0 +1,140 @@
+//! A query reads one moment of the database, through one connection (`rkflow_store::reads`):
+//! what another writer commits meanwhile shows in the next answer, not halfway through this
+//! one; and requests that each hold a read transaction never wait for a second connection, so
+//! more of them than the pool has connections all answer — also when their sessions' activity
+//! is due to be written.
+
+use crate::support::Flow;
+use chrono::{Duration, Utc};
+use rkflow_domain::Phase;
+use rkflow_e2e::{TestServer, for_each_backend, org};
+use rkflow_store::entity::{investigation, session};
+use rkflow_store::{ReadView, investigations};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+use uuid::Uuid;
+
+const DASHBOARD: &str = include_str!("../../graphql/examples/dashboard.graphql");
+
+async fn rename(server: &TestServer, id: Uuid, title: &str) {
+    investigation::Entity::update_many()
+        .col_expr(investigation::Column::Title, Expr::val(title))
+        .filter(investigation::Column::Id.eq(id))
+        .exec(&server.db().conn)
+        .await
+        .expect("update");
+}
+
+async fn title_through<R: rkflow_store::Reader>(reads: &R, id: Uuid) -> String {
+    investigations::load(reads, id)
+        .await
+        .expect("load")
+        .expect("found")
+        .domain
+        .title
+        .clone()
+}
+
+#[tokio::test]
+async fn a_read_view_shows_one_moment_and_the_pool_the_latest() {
+    for_each_backend(|db| async move {
+        let server = TestServer::start(&db).await;
+        let org = org(&server).await;
+        let flow = Flow::new(&server, &org);
+        let id: Uuid = flow
+            .investigation_in(Phase::Research)
+            .await
+            .parse()
+            .expect("a uuid");
+        let before = title_through(server.db(), id).await;
+
+        let view = ReadView::snapshot(server.db());
+        assert_eq!(title_through(&view, id).await, before, "{}", server.label);
+        // Another writer commits while the view is open.
+        rename(&server, id, "Tussentijds hernoemd").await;
+        assert_eq!(
+            title_through(&view, id).await,
+            before,
+            "{}: the view moved on within one answer",
+            server.label
+        );
+        let pooled = ReadView::pooled(server.db());
+        assert_eq!(
+            title_through(&pooled, id).await,
+            "Tussentijds hernoemd",
+            "{}",
+            server.label
+        );
+        view.finish().await;
+        // After it ended, the same view reads the latest (through the pool).
+        assert_eq!(
+            title_through(&view, id).await,
+            "Tussentijds hernoemd",
+            "{}",
+            server.label
+        );
+        // Read-only: a write through a PostgreSQL view is refused, nothing is written.
+        if server.label == "postgres" {
+            let view = ReadView::snapshot(server.db());
+            let refused = investigation::Entity::update_many()
+                .col_expr(investigation::Column::Title, Expr::val("Mag niet"))
+                .filter(investigation::Column::Id.eq(id))
+                .exec(&view)
+                .await;
+            assert!(refused.is_err(), "a write in a read view was accepted");
+            view.finish().await;
+            assert_eq!(title_through(server.db(), id).await, "Tussentijds hernoemd");
+        }
+        rename(&server, id, &before).await;
+        server.stop().await;
+    })
+    .await;
+}
+
+/// Three times as many concurrent dashboards as the pool has connections, all from sessions
+/// whose last activity is older than a minute (so each request also writes it): every answer
+/// arrives without error, and the activity is recorded.
+#[tokio::test]
+async fn more_queries_than_connections_all_answer_and_keep_their_sessions_alive() {
+    for_each_backend(|db| async move {
+        let server = TestServer::start(&db).await;
+        let org = org(&server).await;
+        let flow = Flow::new(&server, &org);
+        flow.investigation_in(Phase::Proposal).await;
+        let connections = if server.label == "postgres" { 16 } else { 8 };
+        let stale = Utc::now() - Duration::minutes(5);
+        session::Entity::update_many()
+            .col_expr(session::Column::LastSeenAt, Expr::val(stale))
+            .exec(&server.db().conn)
+            .await
+            .expect("age the sessions");
+
+        let who = ["chair_b", "chair_h", "member_b", "member_h"];
+        let answers = futures::future::join_all(
+            (0..connections * 3).map(|i| flow.gql(who[i % who.len()], DASHBOARD, json!({}))),
+        )
+        .await;
+        for answer in &answers {
+            assert_eq!(answer.status, 200, "{}: {}", server.label, answer.body);
+            assert!(answer.data()["investigations"]["totalCount"].as_i64() >= Some(1));
+        }
+        let sessions = session::Entity::find()
+            .all(&server.db().conn)
+            .await
+            .expect("sessions");
+        for key in who {
+            let user = org.person(key).id;
+            assert!(
+                sessions
+                    .iter()
+                    .filter(|s| s.user_id == user)
+                    .all(|s| s.last_seen_at > stale),
+                "{}: {key}'s activity was not recorded",
+                server.label
+            );
+        }
+        server.stop().await;
+    })
+    .await;
+}
