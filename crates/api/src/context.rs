@@ -6,6 +6,8 @@ use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use rkflow_domain::Actor;
 use rkflow_domain::role::StoredGrant;
 use rkflow_store::entity::{municipality, user};
@@ -14,6 +16,9 @@ use rkflow_store::organisation::CommissionWithMunicipalities;
 use rkflow_store::{Db, Origin, ReadView, accounts, investigations, organisation};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Poll, Wake, Waker};
+use std::time::Duration;
 use uuid::Uuid;
 
 pub use crate::events::EventBus;
@@ -205,29 +210,138 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    /// Users, commissions and municipalities are cached for the request, so that a list can
-    /// load them once for all its nodes up front (see `query::prime_loaders`).
-    pub fn new(view: Arc<ReadView>) -> Loaders {
+    /// Loads started by the request's own task: the server runs [`LoadQueue::run`] beside the
+    /// execution (HTTP). Users, commissions and municipalities are cached for the request, so
+    /// that a list can load them once for all its nodes up front (`query::prime_loaders`).
+    pub fn driven(view: Arc<ReadView>) -> (Loaders, Arc<LoadQueue>) {
+        let queue = Arc::new(LoadQueue::default());
+        let spawner = {
+            let queue = queue.clone();
+            move |load: BoxFuture<'static, ()>| queue.push(load)
+        };
+        (Loaders::with(view, spawner, Duration::ZERO), queue)
+    }
+
+    /// Loads spawned on the runtime, each after async-graphql's default wait of 1 ms for more
+    /// keys (WebSocket subscriptions, whose execution the server does not drive itself).
+    pub fn spawned(view: Arc<ReadView>) -> Loaders {
+        let spawner = |load: BoxFuture<'static, ()>| {
+            tokio::spawn(load);
+        };
+        Loaders::with(view, spawner, Duration::from_millis(1))
+    }
+
+    fn with(
+        view: Arc<ReadView>,
+        spawner: impl Fn(BoxFuture<'static, ()>) + Clone + Send + Sync + 'static,
+        delay: Duration,
+    ) -> Loaders {
         Loaders {
-            investigations: DataLoader::new(InvestigationLoader(view.clone()), tokio::spawn),
+            investigations: DataLoader::new(InvestigationLoader(view.clone()), spawner.clone())
+                .delay(delay),
             users: DataLoader::with_cache(
                 UserLoader(view.clone()),
-                tokio::spawn,
+                spawner.clone(),
                 HashMapCache::default(),
-            ),
+            )
+            .delay(delay),
             commissions: DataLoader::with_cache(
                 CommissionLoader(view.clone()),
-                tokio::spawn,
+                spawner.clone(),
                 HashMapCache::default(),
-            ),
+            )
+            .delay(delay),
             municipalities: DataLoader::with_cache(
                 MunicipalityLoader(view.clone()),
-                tokio::spawn,
+                spawner.clone(),
                 HashMapCache::default(),
-            ),
-            markdown: DataLoader::new(MarkdownLoader(view.clone()), tokio::spawn),
-            grants: DataLoader::new(GrantLoader(view.clone()), tokio::spawn),
+            )
+            .delay(delay),
+            markdown: DataLoader::new(MarkdownLoader(view.clone()), spawner.clone()).delay(delay),
+            grants: DataLoader::new(GrantLoader(view.clone()), spawner).delay(delay),
             view,
+        }
+    }
+}
+
+/// The loads of one request, run by the request's own task rather than spawned.
+///
+/// async-graphql resolves all fields of an answer in one task; a field that asks a loader for
+/// a key queues the load and waits. [`LoadQueue::execute`] polls the execution and then the
+/// loads, and starts the queued loads only when the execution has come to a halt — returned
+/// `Pending` without waking itself. (Its joins of many fields yield after every 32, waking
+/// themselves; a batch started then would miss the keys of the fields not yet polled, which
+/// would become a second batch.) So every key the fields ask for until the answer waits is in
+/// one batch per loader, with no wait (async-graphql's default 1 ms delay per round of loads)
+/// and no other thread involved.
+#[derive(Default)]
+pub struct LoadQueue {
+    queued: std::sync::Mutex<Vec<BoxFuture<'static, ()>>>,
+}
+
+impl LoadQueue {
+    fn push(&self, load: BoxFuture<'static, ()>) {
+        if let Ok(mut queued) = self.queued.lock() {
+            queued.push(load);
+        }
+    }
+
+    /// Runs `execution` to its end, and the loads it queues meanwhile.
+    pub async fn execute<F: Future>(&self, execution: F) -> F::Output {
+        let mut execution = std::pin::pin!(execution);
+        let mut running = FuturesUnordered::new();
+        let wake = Arc::new(SelfWake::default());
+        std::future::poll_fn(|cx| {
+            wake.watch(cx.waker());
+            let waker = Waker::from(wake.clone());
+            if let Poll::Ready(output) = execution
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&waker))
+            {
+                return Poll::Ready(output);
+            }
+            if !wake.woken.swap(false, Ordering::AcqRel)
+                && let Ok(mut queued) = self.queued.lock()
+            {
+                running.extend(queued.drain(..));
+            }
+            // Until each running load waits (or FuturesUnordered yields, waking the task).
+            while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// The execution's waker: notes that it was woken, and wakes the request's task.
+#[derive(Default)]
+struct SelfWake {
+    woken: AtomicBool,
+    task: std::sync::Mutex<Option<Waker>>,
+}
+
+impl SelfWake {
+    fn watch(&self, task: &Waker) {
+        self.woken.store(false, Ordering::Release);
+        if let Ok(mut current) = self.task.lock()
+            && !current.as_ref().is_some_and(|w| w.will_wake(task))
+        {
+            *current = Some(task.clone());
+        }
+    }
+}
+
+impl Wake for SelfWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if let Ok(task) = self.task.lock()
+            && let Some(task) = task.as_ref()
+        {
+            task.wake_by_ref();
         }
     }
 }

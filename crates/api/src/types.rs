@@ -255,6 +255,27 @@ pub async fn load_municipality(
         .map(MunicipalityObject))
 }
 
+/// Users in the order of `ids`, in one batch (a loop of `load_user` would be one per user:
+/// each waits for the previous one's batch).
+async fn load_users(
+    ctx: &Context<'_>,
+    ids: impl Iterator<Item = Uuid> + Clone,
+) -> ApiResult<Vec<UserObject>> {
+    let found = loaders(ctx)
+        .users
+        .load_many(ids.clone())
+        .await
+        .map_err(load_failed)?;
+    ids.map(|id| {
+        found
+            .get(&id)
+            .cloned()
+            .map(UserObject::of)
+            .ok_or_else(|| ApiError::internal(&format!("user {id} referenced but missing")))
+    })
+    .collect()
+}
+
 async fn load_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<UserObject> {
     loaders(ctx)
         .users
@@ -539,14 +560,15 @@ impl InvestigationObject {
         if !self.view.sees_internals() {
             return Ok(Vec::new());
         }
-        let mut list = Vec::new();
-        for r in &self.loaded.rapporteurs {
-            list.push(RapporteurObject {
-                user: load_user(ctx, r.user_id).await?,
+        let users = load_users(ctx, self.loaded.rapporteurs.iter().map(|r| r.user_id)).await?;
+        Ok(users
+            .into_iter()
+            .zip(&self.loaded.rapporteurs)
+            .map(|(user, r)| RapporteurObject {
+                user,
                 commission: r.commission_id,
-            });
-        }
-        Ok(list)
+            })
+            .collect())
     }
 
     /// Documents with at least one version the caller may see, with only those versions.
@@ -574,13 +596,22 @@ impl InvestigationObject {
         if !self.view.sees_internals() || self.loaded.domain.phase.is_terminal() {
             return Ok(Vec::new());
         }
-        let mut list = Vec::new();
-        for participant in self.loaded.domain.missing_approvals() {
-            if let Some(c) = load_commission(ctx, participant.id.0).await? {
-                list.push(c);
-            }
-        }
-        Ok(list)
+        let ids: Vec<Uuid> = self
+            .loaded
+            .domain
+            .missing_approvals()
+            .iter()
+            .map(|participant| participant.id.0)
+            .collect();
+        let found = loaders(ctx)
+            .commissions
+            .load_many(ids.iter().copied())
+            .await
+            .map_err(load_failed)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| found.get(id).cloned().map(CommissionObject))
+            .collect())
     }
 
     /// What the current gate still lacks besides approvals (team only; empty when complete).
@@ -907,16 +938,21 @@ impl RecommendationObject {
 
     /// Each college's position, from its counted response.
     async fn positions(&self, ctx: &Context<'_>) -> ApiResult<Vec<RecommendationPositionObject>> {
-        let mut list = Vec::new();
-        for (municipality, position) in &self.positions {
-            if let Some(m) = load_municipality(ctx, *municipality).await? {
-                list.push(RecommendationPositionObject {
-                    college: CollegeObject(m.0),
+        let found = loaders(ctx)
+            .municipalities
+            .load_many(self.positions.iter().map(|(municipality, _)| *municipality))
+            .await
+            .map_err(load_failed)?;
+        Ok(self
+            .positions
+            .iter()
+            .filter_map(|(municipality, position)| {
+                Some(RecommendationPositionObject {
+                    college: CollegeObject(found.get(municipality)?.clone()),
                     position: (*position).into(),
-                });
-            }
-        }
-        Ok(list)
+                })
+            })
+            .collect())
     }
 }
 
@@ -1035,6 +1071,27 @@ pub struct RecommendationPositionObject {
     pub position: CollegePosition,
 }
 
+/// The colleges of municipalities, in their order, in one batch.
+async fn colleges_of(
+    ctx: &Context<'_>,
+    municipalities: impl Iterator<Item = Uuid> + Clone,
+) -> ApiResult<Vec<CollegeObject>> {
+    let found = loaders(ctx)
+        .municipalities
+        .load_many(municipalities.clone())
+        .await
+        .map_err(load_failed)?;
+    municipalities
+        .map(|id| {
+            found
+                .get(&id)
+                .cloned()
+                .map(CollegeObject)
+                .ok_or_else(|| ApiError::internal(&"a college of a missing municipality"))
+        })
+        .collect()
+}
+
 /// The college of a municipality (by municipality id).
 async fn college_of(ctx: &Context<'_>, municipality: Uuid) -> ApiResult<CollegeObject> {
     load_municipality(ctx, municipality)
@@ -1113,20 +1170,12 @@ impl ResponseObject {
     }
 
     async fn colleges(&self, ctx: &Context<'_>) -> ApiResult<Vec<CollegeObject>> {
-        let mut list = Vec::new();
-        for college in &self.state.colleges {
-            list.push(college_of(ctx, college.0).await?);
-        }
-        Ok(list)
+        colleges_of(ctx, self.state.colleges.iter().map(|c| c.0)).await
     }
 
     /// The colleges that have filed or co-signed it: it counts for exactly these.
     async fn signed_by(&self, ctx: &Context<'_>) -> ApiResult<Vec<CollegeObject>> {
-        let mut list = Vec::new();
-        for college in &self.state.signed_by {
-            list.push(college_of(ctx, college.0).await?);
-        }
-        Ok(list)
+        colleges_of(ctx, self.state.signed_by.iter().map(|c| c.0)).await
     }
 
     async fn version(&self) -> VersionObject {

@@ -537,9 +537,11 @@ async fn execute_graphql(
     let origin = context.origin();
     let request_id = context.request_id.clone();
     let session = context.session.clone();
-    let request = request.data(context).data(Loaders::new(view.clone()));
-    let executed =
-        tokio::time::timeout(state.config.request_timeout, state.schema.execute(request)).await;
+    let (loaders, loads) = Loaders::driven(view.clone());
+    let request = request.data(context).data(loaders);
+    // The request's loads run in this task, when the execution waits for them (`LoadQueue`).
+    let execution = loads.execute(state.schema.execute(request));
+    let executed = tokio::time::timeout(state.config.request_timeout, execution).await;
     // The reads have ended before anything below waits for a pooled connection.
     view.finish().await;
     let Ok(mut response) = executed else {
@@ -649,7 +651,7 @@ async fn subscriptions(
                     }
                     // A subscription lives for long: it reads through the pool.
                     let mut data = Data::default();
-                    data.insert(Loaders::new(Arc::new(ReadView::pooled(&state.api.db))));
+                    data.insert(Loaders::spawned(Arc::new(ReadView::pooled(&state.api.db))));
                     data.insert(context);
                     Ok(data)
                 })
