@@ -4,7 +4,7 @@
 //! more of them than the pool has connections all answer — also when their sessions' activity
 //! is due to be written.
 
-use crate::support::Flow;
+use crate::support::{Flow, counted, quiet};
 use chrono::{Duration, Utc};
 use rkflow_domain::Phase;
 use rkflow_e2e::{TestServer, for_each_backend, org};
@@ -134,6 +134,77 @@ async fn more_queries_than_connections_all_answer_and_keep_their_sessions_alive(
                 server.label
             );
         }
+        server.stop().await;
+    })
+    .await;
+}
+
+/// The whole of one investigation — documents, versions and their authors, approvals,
+/// rapporteurs, commissions with their municipalities, deadlines and responses with the
+/// colleges that signed — costs the same statements every time: the session, the
+/// investigation, its commissions (two), then one batch each of municipalities and users, all
+/// asked for in one pass (`context::LoadQueue`), however the execution's joins interleave.
+#[tokio::test]
+async fn one_investigation_costs_the_same_statements_every_time() {
+    for_each_backend(|db| async move {
+        let server = TestServer::start(&db).await;
+        let org = org(&server).await;
+        let flow = Flow::new(&server, &org);
+        let id = flow.investigation_in(Phase::AdministrativeRebuttal).await;
+        // Each college responds (the helper's rebuttal is SEPARATE).
+        let municipalities = flow
+            .gql("chair_b", "{ municipalities { id college { id } } }", json!({}))
+            .await;
+        for key in ["b", "h"] {
+            let college = municipalities.data()["municipalities"]
+                .as_array()
+                .expect("a list")
+                .iter()
+                .find(|m| m["id"] == org.municipality(key).to_string())
+                .map(|m| m["college"]["id"].clone())
+                .expect("the municipality");
+            flow.gql(
+                &format!("college_{key}"),
+                "mutation($input: FileResponseInput!) { fileResponse(input: $input) { id } }",
+                json!({ "input": {
+                    "investigationId": id,
+                    "collegeIds": [college],
+                    "content": "# Bestuurlijke reactie\n\nWij danken de rekenkamer.",
+                    "positions": [],
+                }}),
+            )
+            .await
+            .data();
+        }
+        let query = format!(
+            r#"{{ investigation(id: "{id}") {{
+                id title phase
+                commissions {{ name municipalities {{ name council {{ id name }} college {{ id name }} }} }}
+                rapporteurs {{ user {{ name }} commission {{ name }} }}
+                documents {{ kind versions {{ number author {{ name }} }} }}
+                approvals {{ commission {{ name }} approvedBy {{ name }} }}
+                missingApprovals {{ name }}
+                deadlines {{ kind college {{ name }} }}
+                responses {{ signedBy {{ name }} colleges {{ name }} version {{ number }} }}
+            }} }}"#
+        );
+        quiet(&server).await;
+        let mut counts = Vec::new();
+        for _ in 0..10 {
+            let (answer, statements) = counted(&server, Some(org.token("chair_b")), &query).await;
+            let found = &answer.data()["investigation"];
+            assert!(
+                !found["responses"].as_array().expect("responses").is_empty(),
+                "{}: the fixture has responses",
+                server.label
+            );
+            counts.push(statements);
+        }
+        assert!(
+            counts.iter().all(|&n| n == 6),
+            "{}: statements per answer {counts:?}",
+            server.label
+        );
         server.stop().await;
     })
     .await;
