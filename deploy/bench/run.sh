@@ -13,9 +13,10 @@
 #   PG_LOG=…             the PostgreSQL server log (for capturing the statements of W1–W3);
 #                        default: /var/log/postgresql/postgresql-*-main.log
 #   OUT=target/bench/<timestamp>
-#   REUSE_SEED=1         keep a PostgreSQL database seeded earlier with the same N and SEED
-#                        (rkflow_bench_<N> with a finished seed) instead of seeding afresh;
-#                        it also holds the versions earlier runs' W3 added (a few per run)
+#   REUSE_SEED=1         keep a PostgreSQL database and a SQLite file seeded earlier with the
+#                        same N and SEED (rkflow_bench_<N>, target/bench/sqlite-<N>-<SEED>.db,
+#                        each with a finished seed) instead of seeding afresh; they also hold
+#                        the versions earlier runs' W3 added (a few per run)
 set -euo pipefail
 
 N=${N:-2000}
@@ -35,7 +36,10 @@ OUT=${OUT:-$ROOT/target/bench/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
-SQLITE_FILE=$OUT/rkflow-bench-${N}.db
+# A finished SQLite seed leaves its summary beside the file.
+SQLITE_FILE=$ROOT/target/bench/sqlite-${N}-${SEED}.db
+SQLITE_SUMMARY=$SQLITE_FILE.summary
+mkdir -p "$(dirname "$SQLITE_FILE")"
 
 for tool in psql pgbench curl; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is needed" >&2; exit 1; }
@@ -136,10 +140,16 @@ for LABEL in $BACKENDS; do
     stop_server
     ;;
   sqlite)
-    echo "== sqlite: seeding $SQLITE_FILE"
-    rm -f "$SQLITE_FILE" "$SQLITE_FILE-wal" "$SQLITE_FILE-shm"
-    "$BIN/rkflow-bench" seed --database-url "$SQLITE_FILE" --investigations "$N" --seed "$SEED" --jobs 1 | tee "$OUT/seed-sqlite.txt"
-    info "sqlite seed: $(head -1 "$OUT/seed-sqlite.txt")"
+    if [ "${REUSE_SEED:-0}" = 1 ] && [ -s "$SQLITE_SUMMARY" ] && [ -f "$SQLITE_FILE" ]; then
+      echo "== sqlite: reusing $SQLITE_FILE"
+      info "sqlite seed (reused): $(head -1 "$SQLITE_SUMMARY")"
+    else
+      echo "== sqlite: seeding $SQLITE_FILE"
+      rm -f "$SQLITE_FILE" "$SQLITE_FILE-wal" "$SQLITE_FILE-shm" "$SQLITE_SUMMARY"
+      "$BIN/rkflow-bench" seed --database-url "$SQLITE_FILE" --investigations "$N" --seed "$SEED" --jobs 1 | tee "$OUT/seed-sqlite.txt"
+      cp "$OUT/seed-sqlite.txt" "$SQLITE_SUMMARY"
+      info "sqlite seed: $(head -1 "$OUT/seed-sqlite.txt")"
+    fi
     echo "== sqlite: start-up time"
     "$BIN/rkflow-bench" startup --rkflow "$BIN/rkflow" --database-url "$SQLITE_FILE" --runs 5 --label "$LABEL" --json-out "$RESULTS"
     echo "== sqlite: statements per request"
