@@ -291,9 +291,9 @@ impl LoadQueue {
         let mut execution = std::pin::pin!(execution);
         let mut running = FuturesUnordered::new();
         let wake = Arc::new(SelfWake::default());
+        let waker = Waker::from(wake.clone());
         std::future::poll_fn(|cx| {
             wake.watch(cx.waker());
-            let waker = Waker::from(wake.clone());
             if let Poll::Ready(output) = execution
                 .as_mut()
                 .poll(&mut std::task::Context::from_waker(&waker))

@@ -3,6 +3,7 @@
 
 use crate::context::{load_failed, loaders, request, state};
 use crate::error::{ApiError, ApiResult};
+use async_graphql::dataloader::{CacheFactory, DataLoader, Loader};
 use async_graphql::{
     Context, Enum, ID, InputValueError, InputValueResult, Object, Scalar, ScalarType, Value,
 };
@@ -255,25 +256,34 @@ pub async fn load_municipality(
         .map(MunicipalityObject))
 }
 
-/// Users in the order of `ids`, in one batch (a loop of `load_user` would be one per user:
-/// each waits for the previous one's batch).
-async fn load_users(
-    ctx: &Context<'_>,
+/// The values of `ids` in their order, in one batch of `loader` (a loop of `load_one` would be
+/// one batch per key: each waits for the previous one's). A key the database does not hold is
+/// INTERNAL: it was referenced by a row that does.
+async fn load_in_order<L, C>(
+    loader: &DataLoader<L, C>,
     ids: impl Iterator<Item = Uuid> + Clone,
-) -> ApiResult<Vec<UserObject>> {
-    let found = loaders(ctx)
-        .users
-        .load_many(ids.clone())
-        .await
-        .map_err(load_failed)?;
+    what: &str,
+) -> ApiResult<Vec<L::Value>>
+where
+    L: Loader<Uuid, Error = Arc<String>>,
+    C: CacheFactory,
+{
+    let found = loader.load_many(ids.clone()).await.map_err(load_failed)?;
     ids.map(|id| {
         found
             .get(&id)
             .cloned()
-            .map(UserObject::of)
-            .ok_or_else(|| ApiError::internal(&format!("user {id} referenced but missing")))
+            .ok_or_else(|| ApiError::internal(&format!("{what} {id} referenced but missing")))
     })
     .collect()
+}
+
+async fn load_users(
+    ctx: &Context<'_>,
+    ids: impl Iterator<Item = Uuid> + Clone,
+) -> ApiResult<Vec<UserObject>> {
+    let users = load_in_order(&loaders(ctx).users, ids, "user").await?;
+    Ok(users.into_iter().map(UserObject::of).collect())
 }
 
 async fn load_user(ctx: &Context<'_>, id: Uuid) -> ApiResult<UserObject> {
@@ -1076,20 +1086,8 @@ async fn colleges_of(
     ctx: &Context<'_>,
     municipalities: impl Iterator<Item = Uuid> + Clone,
 ) -> ApiResult<Vec<CollegeObject>> {
-    let found = loaders(ctx)
-        .municipalities
-        .load_many(municipalities.clone())
-        .await
-        .map_err(load_failed)?;
-    municipalities
-        .map(|id| {
-            found
-                .get(&id)
-                .cloned()
-                .map(CollegeObject)
-                .ok_or_else(|| ApiError::internal(&"a college of a missing municipality"))
-        })
-        .collect()
+    let found = load_in_order(&loaders(ctx).municipalities, municipalities, "municipality").await?;
+    Ok(found.into_iter().map(CollegeObject).collect())
 }
 
 /// The college of a municipality (by municipality id).
