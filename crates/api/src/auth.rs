@@ -125,7 +125,8 @@ pub struct AuthConfig {
     pub max_failures_per_account: u64,
     /// Failed logins per client address within the window before TOO_MANY_REQUESTS.
     pub max_failures_per_client: u64,
-    /// argon2id parameters for new hashes; stored hashes below them are rehashed on login.
+    /// argon2id parameters for new hashes (one of [`ARGON2_OWASP_SETTINGS`] or stronger);
+    /// stored hashes below them are rehashed on login.
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
@@ -139,11 +140,37 @@ impl Default for AuthConfig {
             throttle_window: Duration::minutes(15),
             max_failures_per_account: 5,
             max_failures_per_client: 50,
-            argon2_memory_kib: 19_456,
-            argon2_iterations: 2,
+            argon2_memory_kib: DEFAULT_ARGON2_MEMORY_KIB,
+            argon2_iterations: DEFAULT_ARGON2_ITERATIONS,
             argon2_parallelism: 1,
         }
     }
+}
+
+/// OWASP's argon2id settings (Password Storage Cheat Sheet), as (memory in KiB, iterations),
+/// with parallelism 1. OWASP rates them as equal defences that trade memory for CPU; a
+/// configuration must reach at least one of them in both memory and iterations.
+pub const ARGON2_OWASP_SETTINGS: [(u32, u32); 5] = [
+    (47_104, 1),
+    (19_456, 2),
+    (12_288, 3),
+    (9_216, 4),
+    (7_168, 5),
+];
+
+/// The default: OWASP's 12 MiB / 3 iterations row. It costs the same CPU per hash as the
+/// 19 MiB / 2 row (memory × iterations within 6 %) and two thirds of its memory, which a
+/// login holds while it hashes — on a two-core server two logins at once, 24 MiB instead of
+/// 38 MiB (BENCHMARKS.md, W4).
+pub const DEFAULT_ARGON2_MEMORY_KIB: u32 = 12_288;
+pub const DEFAULT_ARGON2_ITERATIONS: u32 = 3;
+
+/// Whether argon2id with this memory (KiB) and these iterations reaches one of
+/// [`ARGON2_OWASP_SETTINGS`].
+pub fn argon2_meets_owasp(memory_kib: u32, iterations: u32) -> bool {
+    ARGON2_OWASP_SETTINGS
+        .iter()
+        .any(|&(memory, passes)| memory_kib >= memory && iterations >= passes)
 }
 
 /// How a login ended, for the server's metrics.
@@ -243,7 +270,7 @@ impl Passwords {
             .acquire()
             .await
             .map_err(|e| ApiError::internal(&e))?;
-        // The working memory (m_cost, 19 MiB by default) is allocated per verification and
+        // The working memory (m_cost, 12 MiB by default) is allocated per verification and
         // given back to the system after it (mimalloc returns blocks this large at once), so
         // the server holds it only while logins run.
         let (matches, weaker) = tokio::task::spawn_blocking(move || {
@@ -615,5 +642,69 @@ mod tests {
             passwords.verify(Some(garbled), "x").await.expect("verify"),
             (false, false)
         );
+    }
+
+    /// Every OWASP row and anything stronger in both costs passes; one step below a row in
+    /// memory or iterations, without reaching another row, does not.
+    #[test]
+    fn argon2_settings_must_reach_an_owasp_row() {
+        for (memory, iterations) in ARGON2_OWASP_SETTINGS {
+            assert!(argon2_meets_owasp(memory, iterations));
+            assert!(argon2_meets_owasp(memory + 1024, iterations + 1));
+        }
+        assert!(argon2_meets_owasp(
+            DEFAULT_ARGON2_MEMORY_KIB,
+            DEFAULT_ARGON2_ITERATIONS
+        ));
+        for (memory, iterations) in [
+            (47_103, 1),
+            (19_455, 2),
+            (12_287, 3),
+            (19_456, 1),
+            (12_288, 2),
+            (9_215, 4),
+            (7_168, 4),
+            (7_167, 100),
+            (1_024, 1),
+        ] {
+            assert!(
+                !argon2_meets_owasp(memory, iterations),
+                "{memory} KiB, {iterations} iterations"
+            );
+        }
+    }
+
+    /// Hashes of the former default (19 MiB, 2 iterations) are rehashed to the configured
+    /// setting at the next login, as are weaker ones; hashes of the configured setting are not.
+    #[tokio::test]
+    async fn rehashes_what_differs_from_the_configured_setting_downwards() {
+        let passwords = Passwords::new(&AuthConfig::default()).expect("parameters");
+        let password = "juist wachtwoord";
+        let stored = |m, t| {
+            hash_with(
+                Params::new(m, t, 1, None).expect("params"),
+                Algorithm::Argon2id,
+                password,
+            )
+        };
+        for (m, t, rehash) in [
+            (19_456, 2, true),
+            (8_192, 3, true),
+            (DEFAULT_ARGON2_MEMORY_KIB, DEFAULT_ARGON2_ITERATIONS, false),
+            (
+                DEFAULT_ARGON2_MEMORY_KIB * 2,
+                DEFAULT_ARGON2_ITERATIONS,
+                false,
+            ),
+        ] {
+            assert_eq!(
+                passwords
+                    .verify(Some(stored(m, t)), password)
+                    .await
+                    .expect("verify"),
+                (true, rehash),
+                "{m} KiB, {t} iterations"
+            );
+        }
     }
 }

@@ -5,7 +5,10 @@ use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use rkflow_api::Limits;
-use rkflow_api::auth::AuthConfig;
+use rkflow_api::auth::{
+    ARGON2_OWASP_SETTINGS, AuthConfig, DEFAULT_ARGON2_ITERATIONS, DEFAULT_ARGON2_MEMORY_KIB,
+    argon2_meets_owasp,
+};
 use rkflow_domain::deadline::Calendar;
 use std::net::SocketAddr;
 
@@ -162,11 +165,12 @@ pub struct ServeArgs {
         default_value_t = 15
     )]
     pub login_throttle_window_minutes: i64,
-    /// argon2id memory in KiB for new password hashes (at least 19456).
-    #[arg(long, env = "RKFLOW_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    /// argon2id memory in KiB for new password hashes; with the iterations it must reach one of
+    /// OWASP's settings (README, "Configuration").
+    #[arg(long, env = "RKFLOW_ARGON2_MEMORY_KIB", default_value_t = DEFAULT_ARGON2_MEMORY_KIB)]
     pub argon2_memory_kib: u32,
-    /// argon2id iterations for new password hashes (at least 2).
-    #[arg(long, env = "RKFLOW_ARGON2_ITERATIONS", default_value_t = 2)]
+    /// argon2id iterations for new password hashes (see the memory).
+    #[arg(long, env = "RKFLOW_ARGON2_ITERATIONS", default_value_t = DEFAULT_ARGON2_ITERATIONS)]
     pub argon2_iterations: u32,
     /// Deepest selection nesting an operation may have.
     #[arg(long, env = "RKFLOW_MAX_QUERY_DEPTH", default_value_t = 12)]
@@ -338,9 +342,14 @@ impl TryFrom<ServeArgs> for ServerConfig {
         if args.login_throttle_window_minutes < 1 {
             bail!("RKFLOW_LOGIN_THROTTLE_WINDOW_MINUTES must be at least 1");
         }
-        if args.argon2_memory_kib < 19_456 || args.argon2_iterations < 2 {
+        if !argon2_meets_owasp(args.argon2_memory_kib, args.argon2_iterations) {
+            let settings = ARGON2_OWASP_SETTINGS
+                .iter()
+                .map(|(memory, iterations)| format!("{memory}/{iterations}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             bail!(
-                "RKFLOW_ARGON2_MEMORY_KIB must be at least 19456 and RKFLOW_ARGON2_ITERATIONS at least 2 (the OWASP baseline)"
+                "RKFLOW_ARGON2_MEMORY_KIB and RKFLOW_ARGON2_ITERATIONS must reach one of OWASP's argon2id settings (KiB/iterations): {settings}"
             );
         }
         if !(3..=64).contains(&args.max_query_depth) {

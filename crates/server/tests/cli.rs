@@ -241,7 +241,7 @@ async fn migrate_create_admin_and_verify(url: &str) {
     assert!(
         admin
             .password_hash
-            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            .starts_with("$argon2id$v=19$m=12288,t=3,p=1$"),
         "{}",
         admin.password_hash
     );
