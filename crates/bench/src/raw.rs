@@ -180,15 +180,34 @@ fn capture(text: &str) -> anyhow::Result<Vec<Captured>> {
     Ok(captured)
 }
 
+/// Whether a logged statement ends a transaction.
+fn ends_transaction(sql: &str) -> bool {
+    matches!(sql.trim(), "COMMIT" | "ROLLBACK")
+}
+
 /// A replayable script of one captured request.
+///
+/// A query's read transaction ends with a `ROLLBACK` that the pool sends after the answer
+/// (`ReadView::finish`), so it may be logged after the request's end marker — then the next
+/// request begins with it, or it falls between two requests. The script therefore drops an
+/// end before its first `BEGIN` and ends a transaction left open with `ROLLBACK`.
 fn script(captured: &Captured) -> anyhow::Result<String> {
     let mut out = String::new();
+    let mut open = false;
     let write = captured.workload == "w3";
     if write {
         out.push_str("SELECT gen_random_uuid() AS vid \\gset\n");
     }
     let mut new_version: Option<String> = None;
     for (sql, params) in &captured.statements {
+        if sql.trim() == "BEGIN" {
+            open = true;
+        } else if ends_transaction(sql) {
+            if !open {
+                continue;
+            }
+            open = false;
+        }
         let mut params: BTreeMap<usize, String> =
             params.iter().map(|(k, v)| (*k, pgbench_safe(v))).collect();
         if let Some(version) = &new_version {
@@ -227,6 +246,9 @@ fn script(captured: &Captured) -> anyhow::Result<String> {
         out.push_str(&statement);
         out.push('\n');
     }
+    if open {
+        out.push_str("ROLLBACK;\n");
+    }
     Ok(out)
 }
 
@@ -261,4 +283,38 @@ pub fn scripts(log: &Path, offset: u64, out_dir: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captured(statements: &[&str]) -> Captured {
+        Captured {
+            workload: "w2".into(),
+            n: 1,
+            statements: statements
+                .iter()
+                .map(|sql| (sql.to_string(), BTreeMap::new()))
+                .collect(),
+        }
+    }
+
+    /// The previous request's late `ROLLBACK` is dropped and this request's, logged after its
+    /// end marker, is added: every script is one whole transaction.
+    #[test]
+    fn scripts_hold_whole_transactions() {
+        let late = captured(&["ROLLBACK", "BEGIN", "SET TRANSACTION READ ONLY", "SELECT 1"]);
+        assert_eq!(
+            script(&late).expect("script"),
+            "BEGIN;\nSET TRANSACTION READ ONLY;\nSELECT 1;\nROLLBACK;\n"
+        );
+        let whole = captured(&["BEGIN", "SELECT 1", "COMMIT"]);
+        assert_eq!(
+            script(&whole).expect("script"),
+            "BEGIN;\nSELECT 1;\nCOMMIT;\n"
+        );
+        let outside = captured(&["SELECT 1"]);
+        assert_eq!(script(&outside).expect("script"), "SELECT 1;\n");
+    }
 }
