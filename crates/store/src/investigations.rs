@@ -1575,9 +1575,9 @@ fn listing_condition(filter: &ListingFilter) -> Condition {
 }
 
 /// The investigations the filter admits, newest first, after the cursor id: the page, each
-/// row's snapshot and the total in one statement (a window count over the filter, the cursor
-/// and limit applied outside it, the snapshots joined to the page only), then the commissions
-/// ([`load_rows`]).
+/// row's snapshot and the total in one statement (the total a scalar subquery over the
+/// filter, the page read along the primary key and cut by cursor and limit, the snapshots
+/// joined to the page only), then the commissions ([`load_rows`]).
 pub async fn list<R: Reader>(
     reads: &R,
     filter: &ListingFilter,
@@ -1592,21 +1592,26 @@ pub async fn list<R: Reader>(
     if let Some(phase) = phase {
         condition = condition.add(investigation::Column::Phase.eq(phase.as_str()));
     }
-    let admitted = investigation::Entity::find()
-        .filter(condition.clone())
-        .expr_as(Expr::cust("COUNT(*) OVER ()"), TOTAL)
-        .into_query();
+    // The total is an uncorrelated scalar subquery, run once, that only counts: the page
+    // itself can then walk the primary key backwards from the cursor and stop at `first + 1`
+    // admitted rows, instead of every admitted row being kept for a window count and sorted.
+    let total = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from(investigation::Entity)
+        .cond_where(condition.clone())
+        .to_owned();
+    let mut on_page = condition.clone();
+    if let Some(after) = after {
+        on_page = on_page.add(investigation::Column::Id.lt(after));
+    }
     // The page is cut (order, cursor, limit) before the snapshots are joined, so that only
     // the listed rows' snapshots are read, not those of every admitted investigation.
-    let listed = Alias::new("listed");
-    let mut cut = Query::select();
-    cut.column(Asterisk)
-        .from_subquery(admitted, listed.clone())
-        .order_by((listed.clone(), investigation::Column::Id), Order::Desc)
-        .limit(first + 1);
-    if let Some(after) = after {
-        cut.and_where(Expr::col((listed, investigation::Column::Id)).lt(after));
-    }
+    let cut = investigation::Entity::find()
+        .filter(on_page)
+        .expr_as(Expr::from(total), TOTAL)
+        .order_by_desc(investigation::Column::Id)
+        .limit(first + 1)
+        .into_query();
     let page_alias = Alias::new("page");
     let mut page = Query::select();
     page.column((page_alias.clone(), Asterisk))
