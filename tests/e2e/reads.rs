@@ -102,7 +102,11 @@ async fn more_queries_than_connections_all_answer_and_keep_their_sessions_alive(
         let org = org(&server).await;
         let flow = Flow::new(&server, &org);
         flow.investigation_in(Phase::Proposal).await;
-        let connections = if server.label == "postgres" { 16 } else { 8 };
+        let connections = if server.label == "postgres" {
+            rkflow_store::db::DEFAULT_POSTGRES_CONNECTIONS
+        } else {
+            rkflow_store::db::DEFAULT_SQLITE_CONNECTIONS
+        } as usize;
         let stale = Utc::now() - Duration::minutes(5);
         session::Entity::update_many()
             .col_expr(session::Column::LastSeenAt, Expr::val(stale))

@@ -207,6 +207,11 @@ pub struct ServeArgs {
     /// both are byte for byte what it was built from.
     #[arg(long, env = "RKFLOW_READ_CACHE_ENTRIES", default_value_t = rkflow_store::read_cache::DEFAULT_ENTRIES)]
     pub read_cache_entries: usize,
+    /// Pooled database connections (1–1000; default 16 on PostgreSQL, 4 on SQLite). A query
+    /// holds one until its answer is computed; on PostgreSQL count them per replica against
+    /// the server's `max_connections`.
+    #[arg(long, env = "RKFLOW_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
     /// Serve Prometheus metrics at GET /metrics (unauthenticated: keep it off the public
     /// network).
     #[arg(long, env = "RKFLOW_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -246,6 +251,8 @@ pub struct ServerConfig {
     pub calendar: Calendar,
     /// Entries of the store's read cache (`rkflow_store::read_cache`).
     pub read_cache_entries: usize,
+    /// Pooled database connections (`None`: the backend's default).
+    pub database_max_connections: Option<u32>,
     /// Serve GET /metrics.
     pub metrics: bool,
     /// A separate address for /metrics (then the main listener does not serve it).
@@ -273,6 +280,7 @@ impl ServerConfig {
             reminder_offsets: vec![chrono::Duration::days(7), chrono::Duration::days(1)],
             calendar: Calendar::default(),
             read_cache_entries: rkflow_store::read_cache::DEFAULT_ENTRIES,
+            database_max_connections: None,
             metrics: true,
             metrics_listen: None,
             otlp_endpoint: None,
@@ -358,6 +366,12 @@ impl TryFrom<ServeArgs> for ServerConfig {
         if !(100..=1_000_000).contains(&args.max_query_complexity) {
             bail!("RKFLOW_MAX_QUERY_COMPLEXITY must be between 100 and 1000000");
         }
+        if args
+            .db_max_connections
+            .is_some_and(|connections| !(1..=1_000).contains(&connections))
+        {
+            bail!("RKFLOW_DB_MAX_CONNECTIONS must be between 1 and 1000");
+        }
         if !(1..=600).contains(&args.request_timeout_seconds) {
             bail!("RKFLOW_REQUEST_TIMEOUT_SECONDS must be between 1 and 600");
         }
@@ -430,6 +444,7 @@ impl TryFrom<ServeArgs> for ServerConfig {
                 extra_holidays: extra_holidays.into_iter().collect(),
             },
             read_cache_entries: args.read_cache_entries,
+            database_max_connections: args.db_max_connections,
             listen,
             database_url: args.database.database_url,
             demo: args.demo,

@@ -70,7 +70,12 @@ impl RunningServer {
 
 /// Opens and migrates the database.
 pub async fn open_database(url: &str) -> anyhow::Result<Db> {
-    let db = Db::connect(url)
+    open_database_with(url, None).await
+}
+
+/// [`open_database`] with at most `max_connections` pooled connections (`None`: the default).
+pub async fn open_database_with(url: &str, max_connections: Option<u32>) -> anyhow::Result<Db> {
+    let db = Db::connect_with(url, max_connections)
         .await
         .with_context(|| format!("cannot open the database at {}", redact(url)))?;
     db.migrate()
@@ -96,7 +101,7 @@ pub fn redact(url: &str) -> String {
 /// Migrates, seeds the demo when asked, binds and serves until `shutdown` (or a signal when
 /// `with_signals`).
 pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<RunningServer> {
-    let mut db = open_database(&config.database_url).await?;
+    let mut db = open_database_with(&config.database_url, config.database_max_connections).await?;
     db.calendar = config.calendar.clone();
     db.read_cache = std::sync::Arc::new(rkflow_store::read_cache::ReadCache::new(
         config.read_cache_entries,

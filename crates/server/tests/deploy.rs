@@ -1237,6 +1237,8 @@ fn serve_refuses_invalid_settings_naming_them() {
         ("RKFLOW_MAX_ALIASES", "5000"),
         ("RKFLOW_MAX_FIELDS", "10"),
         ("RKFLOW_REQUEST_TIMEOUT_SECONDS", "0"),
+        ("RKFLOW_DB_MAX_CONNECTIONS", "0"),
+        ("RKFLOW_DB_MAX_CONNECTIONS", "many"),
         ("RKFLOW_SCHEDULER_INTERVAL_SECONDS", "0"),
         ("RKFLOW_REMINDER_DAYS", "x"),
         ("RKFLOW_REMINDER_DAYS", "7,0"),

@@ -435,6 +435,39 @@ async fn metrics_can_be_switched_off_or_moved() {
     db.remove().await;
 }
 
+/// `RKFLOW_DB_MAX_CONNECTIONS` sizes the pool (the gauge shows the pool's own limit); without
+/// it each backend has its default.
+#[tokio::test]
+async fn the_pool_size_is_configurable() {
+    for db in TestDatabase::all().await {
+        let default = if db.postgres.is_some() {
+            rkflow_store::db::DEFAULT_POSTGRES_CONNECTIONS
+        } else {
+            rkflow_store::db::DEFAULT_SQLITE_CONNECTIONS
+        };
+        for (configured, expected) in [(None, default), (Some(3), 3)] {
+            let server = Server::start(&db.url, |config| {
+                config.database_max_connections = configured
+            })
+            .await;
+            let text = server
+                .get("/metrics", None)
+                .await
+                .text()
+                .await
+                .expect("text");
+            assert!(
+                text.lines()
+                    .any(|line| line == format!("rkflow_db_pool_max_connections {expected}")),
+                "{}: {configured:?} → {expected}:\n{text}",
+                db.label
+            );
+            server.server.stop().await;
+        }
+        db.remove().await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Request ids
 

@@ -54,10 +54,24 @@ pub fn normalize_url(url: &str) -> String {
     }
 }
 
+/// Pooled connections when nothing else is configured, per backend.
+pub const DEFAULT_POSTGRES_CONNECTIONS: u32 = 16;
+/// SQLite runs its reads in the server's process, on the cores the server has, and one write at
+/// a time: four connections keep two cores busy, and each holds its own page cache and malloc
+/// arena (about 3 MB under load). Measured against eight: the same throughput on two cores,
+/// 15–20 MB less peak RSS (BENCHMARKS.md). More cores: `RKFLOW_DB_MAX_CONNECTIONS`.
+pub const DEFAULT_SQLITE_CONNECTIONS: u32 = 4;
+
 impl Db {
-    /// Connects. SQLite gets WAL, a busy timeout, foreign keys and `synchronous=FULL`, so an
-    /// acknowledged write survives a crash.
+    /// Connects with the default pool size. SQLite gets WAL, a busy timeout, foreign keys and
+    /// `synchronous=FULL`, so an acknowledged write survives a crash.
     pub async fn connect(url: &str) -> StoreResult<Db> {
+        Db::connect_with(url, None).await
+    }
+
+    /// Connects with at most `max_connections` pooled connections (`None`: the backend's
+    /// default). An in-memory SQLite database always has one: it lives in that connection.
+    pub async fn connect_with(url: &str, max_connections: Option<u32>) -> StoreResult<Db> {
         let url = normalize_url(url);
         let sqlite = url.starts_with("sqlite:");
         let memory = url.contains(":memory:");
@@ -71,7 +85,11 @@ impl Db {
             // SQLite connection behind the pool's back, so it is not pinged before use.
             options
                 .test_before_acquire(false)
-                .max_connections(if memory { 1 } else { 8 })
+                .max_connections(if memory {
+                    1
+                } else {
+                    max_connections.unwrap_or(DEFAULT_SQLITE_CONNECTIONS)
+                })
                 .min_connections(1)
                 .idle_timeout(None::<Duration>)
                 .map_sqlx_sqlite_opts(|opts| {
@@ -86,7 +104,9 @@ impl Db {
             // pool drop connections whose backend died (a restart, `pg_terminate_backend`)
             // before a request meets them (`crates/server/tests/crash.rs`, R2; pinging only
             // connections idle for a second failed requests there). BENCHMARKS.md has its cost.
-            options.max_connections(16).min_connections(1);
+            options
+                .max_connections(max_connections.unwrap_or(DEFAULT_POSTGRES_CONNECTIONS))
+                .min_connections(1);
         }
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
