@@ -211,8 +211,9 @@ pub struct Loaders {
 
 impl Loaders {
     /// Loads started by the request's own task: the server runs the execution through
-    /// [`LoadQueue::execute`] (HTTP). Users, commissions and municipalities are cached for the request, so
-    /// that a list can load them once for all its nodes up front (`query::prime_loaders`).
+    /// [`LoadQueue::execute`] (HTTP). Users, commissions and municipalities are cached for the
+    /// request, so that a list can load them once for all its nodes up front
+    /// (`query::prime_loaders`).
     pub fn driven(view: Arc<ReadView>) -> (Loaders, Arc<LoadQueue>) {
         let queue = Arc::new(LoadQueue::default());
         let spawner = {
