@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod clock;
 pub mod context;
+pub mod documents;
 pub mod error;
 pub mod events;
 pub mod files;

@@ -1,5 +1,6 @@
 //! Building the schema with its limits.
 
+use crate::documents::DocumentCache;
 use crate::limits::{DocumentLimits, asks_for_schema, refused};
 use crate::mutation::MutationRoot;
 use crate::query::QueryRoot;
@@ -82,21 +83,45 @@ pub fn refusal(
 pub struct GuardedSchema {
     pub schema: RkflowSchema,
     limits: Limits,
+    /// Parsed documents by their text ([`crate::documents`]).
+    pub documents: Arc<DocumentCache>,
 }
 
 impl GuardedSchema {
     pub fn new(schema: RkflowSchema, limits: Limits) -> GuardedSchema {
-        GuardedSchema { schema, limits }
+        GuardedSchema {
+            schema,
+            limits,
+            documents: Arc::default(),
+        }
     }
 
-    /// Parses the request's document (once: it stays in the request for execution) and
-    /// returns its [`refusal`]. A document that does not parse passes: async-graphql answers
-    /// it with the parse error.
-    pub fn check(&self, request: &mut Request) -> Option<ServerError> {
+    /// The request's parsed document, from the document cache or parsed now; it stays in the
+    /// request, so execution does not parse it again.
+    pub fn parse<'r>(
+        &self,
+        request: &'r mut Request,
+    ) -> Result<&'r ExecutableDocument, ServerError> {
+        self.documents.parse(request)
+    }
+
+    /// Executes a request whose document [`GuardedSchema::parse`] has set (the HTTP handler
+    /// parses first, to choose the read view), without looking it up again.
+    pub async fn execute_parsed(&self, mut request: Request) -> Response {
+        match self.check(&mut request) {
+            Some(refused) => Response::from_errors(vec![refused]),
+            None => self.schema.execute(request).await,
+        }
+    }
+
+    /// The [`refusal`] of the request's document, or the error of a document that does not
+    /// parse (parsed here again for it, and answered without reaching async-graphql, which
+    /// would parse it a third time for the same error).
+    fn check(&self, request: &mut Request) -> Option<ServerError> {
         let variables = std::mem::take(&mut request.variables);
         let refused = match request.parsed_query() {
             Ok(document) => refusal(document, &variables, &self.limits),
-            Err(_) => None,
+            Err(err) => Some(err),
         };
         request.variables = variables;
         refused
@@ -105,10 +130,9 @@ impl GuardedSchema {
 
 impl Executor for GuardedSchema {
     async fn execute(&self, mut request: Request) -> Response {
-        match self.check(&mut request) {
-            Some(refused) => Response::from_errors(vec![refused]),
-            None => self.schema.execute(request).await,
-        }
+        // A document that does not parse is answered by `check`, with the parse error.
+        let _ = self.parse(&mut request);
+        self.execute_parsed(request).await
     }
 
     fn execute_stream(
@@ -116,6 +140,7 @@ impl Executor for GuardedSchema {
         mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
+        let _ = self.parse(&mut request);
         match self.check(&mut request) {
             Some(refused) => {
                 futures::stream::once(async move { Response::from_errors(vec![refused]) }).boxed()

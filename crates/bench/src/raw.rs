@@ -180,6 +180,13 @@ fn capture(text: &str) -> anyhow::Result<Vec<Captured>> {
     Ok(captured)
 }
 
+/// Whether a logged statement begins a transaction (`BEGIN`, or `BEGIN` with its modes, as a
+/// query's read view on PostgreSQL sends it).
+fn begins_transaction(sql: &str) -> bool {
+    let sql = sql.trim();
+    sql == "BEGIN" || sql.starts_with("BEGIN ")
+}
+
 /// Whether a logged statement ends a transaction.
 fn ends_transaction(sql: &str) -> bool {
     matches!(sql.trim(), "COMMIT" | "ROLLBACK")
@@ -200,7 +207,7 @@ fn script(captured: &Captured) -> anyhow::Result<String> {
     }
     let mut new_version: Option<String> = None;
     for (sql, params) in &captured.statements {
-        if sql.trim() == "BEGIN" {
+        if begins_transaction(sql) {
             open = true;
         } else if ends_transaction(sql) {
             if !open {
@@ -313,6 +320,15 @@ mod tests {
         assert_eq!(
             script(&whole).expect("script"),
             "BEGIN;\nSELECT 1;\nCOMMIT;\n"
+        );
+        let snapshot = captured(&[
+            "ROLLBACK",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            "SELECT 1",
+        ]);
+        assert_eq!(
+            script(&snapshot).expect("script"),
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSELECT 1;\nROLLBACK;\n"
         );
         let outside = captured(&["SELECT 1"]);
         assert_eq!(script(&outside).expect("script"), "SELECT 1;\n");

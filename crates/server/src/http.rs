@@ -5,7 +5,6 @@
 use crate::AppState;
 use crate::metrics::{OperationSlot, PoolState, UNKNOWN_OPERATION, executed_operation};
 use crate::request_id;
-use async_graphql::Executor;
 use async_graphql::http::{GraphiQLSource, MultipartOptions};
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, ServerError};
@@ -79,6 +78,7 @@ async fn serve_metrics(State(state): State<AppState>) -> Response {
     let text = state.metrics.render(
         PoolState::of(&state.api.db.conn),
         state.api.db.read_cache.hits_and_misses(),
+        state.schema.documents.hits_and_misses(),
     );
     (
         [
@@ -509,7 +509,7 @@ async fn execute_graphql(
     // database); mutations write on connections of their own (`rkflow_store::reads`).
     let mut query = false;
     let operation_name = request.operation_name.clone();
-    if let Ok(document) = request.parsed_query() {
+    if let Ok(document) = state.schema.parse(&mut request) {
         slot.record(&state.metrics, document);
         query = executed_operation(document, operation_name.as_deref())
             .is_some_and(|operation| operation.node.ty == OperationType::Query);
@@ -540,7 +540,7 @@ async fn execute_graphql(
     let (loaders, loads) = Loaders::driven(view.clone());
     let request = request.data(context).data(loaders);
     // The request's loads run in this task, when the execution waits for them (`LoadQueue`).
-    let execution = loads.execute(state.schema.execute(request));
+    let execution = loads.execute(state.schema.execute_parsed(request));
     let executed = tokio::time::timeout(state.config.request_timeout, execution).await;
     // The reads have ended before anything below waits for a pooled connection.
     view.finish().await;

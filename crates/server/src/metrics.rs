@@ -76,9 +76,8 @@ pub struct Metrics {
     /// When the scheduler last finished a pass without error (start-up before the first).
     scheduler_last_success: Mutex<Instant>,
     logins: Family<OutcomeLabels, Counter>,
-    read_cache_lookups: Family<OutcomeLabels, Counter>,
-    /// The read cache's (hits, misses) at the last scrape.
-    read_cache_seen: Mutex<(u64, u64)>,
+    read_cache_lookups: CacheLookups,
+    document_cache_lookups: CacheLookups,
     subscriptions: Gauge,
 }
 
@@ -137,11 +136,15 @@ impl Metrics {
             "Login attempts by outcome (success, failure, throttled)",
             logins.clone(),
         );
-        let read_cache_lookups = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
+        let read_cache_lookups = CacheLookups::register(
+            &mut registry,
             "read_cache_lookups",
             "Investigations looked up in the read cache by outcome (hit: reused; miss: decoded)",
-            read_cache_lookups.clone(),
+        );
+        let document_cache_lookups = CacheLookups::register(
+            &mut registry,
+            "document_cache_lookups",
+            "GraphQL documents looked up in the document cache by outcome (hit: copied; miss: parsed)",
         );
         let subscriptions = Gauge::default();
         registry.register(
@@ -163,9 +166,6 @@ impl Metrics {
         for outcome in ["ok", "error"] {
             let _ = scheduler_passes.get_or_create(&OutcomeLabels { outcome });
         }
-        for outcome in ["hit", "miss"] {
-            let _ = read_cache_lookups.get_or_create(&OutcomeLabels { outcome });
-        }
         Metrics {
             registry,
             operations: root_fields(sdl),
@@ -179,7 +179,7 @@ impl Metrics {
             scheduler_last_success: Mutex::new(Instant::now()),
             logins,
             read_cache_lookups,
-            read_cache_seen: Mutex::new((0, 0)),
+            document_cache_lookups,
             subscriptions,
         }
     }
@@ -244,9 +244,14 @@ impl Metrics {
         SubscriptionGuard(self.clone())
     }
 
-    /// The text to serve: the values read now (pool, scheduler lag, the read cache's
-    /// `(hits, misses)` since start), then every metric.
-    pub fn render(&self, pool: Option<PoolState>, read_cache: (u64, u64)) -> String {
+    /// The text to serve: the values read now (pool, scheduler lag, the read cache's and the
+    /// document cache's `(hits, misses)` since start), then every metric.
+    pub fn render(
+        &self,
+        pool: Option<PoolState>,
+        read_cache: (u64, u64),
+        documents: (u64, u64),
+    ) -> String {
         if let Some(pool) = pool {
             self.pool_connections
                 .get_or_create(&StateLabels { state: "idle" })
@@ -259,21 +264,49 @@ impl Metrics {
         if let Ok(last) = self.scheduler_last_success.lock() {
             self.scheduler_lag.set(last.elapsed().as_secs_f64());
         }
-        if let Ok(mut seen) = self.read_cache_seen.lock() {
-            let (hits, misses) = read_cache;
-            for (outcome, now, before) in [("hit", hits, seen.0), ("miss", misses, seen.1)] {
-                self.read_cache_lookups
-                    .get_or_create(&OutcomeLabels { outcome })
-                    .inc_by(now.saturating_sub(before));
-            }
-            *seen = (hits.max(seen.0), misses.max(seen.1));
-        }
+        self.read_cache_lookups.catch_up(read_cache);
+        self.document_cache_lookups.catch_up(documents);
         let mut text = String::new();
         if prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry).is_err()
         {
             tracing::error!("encoding the metrics failed");
         }
         text
+    }
+}
+
+/// A cache's lookups by outcome (hit, miss), counted by the cache itself and carried over at
+/// each scrape.
+struct CacheLookups {
+    counters: Family<OutcomeLabels, Counter>,
+    /// The cache's (hits, misses) at the last scrape.
+    seen: Mutex<(u64, u64)>,
+}
+
+impl CacheLookups {
+    fn register(registry: &mut Registry, name: &str, help: &str) -> CacheLookups {
+        let counters = Family::<OutcomeLabels, Counter>::default();
+        registry.register(name, help, counters.clone());
+        // Present from the first scrape, so that alerts on them need no absent() clause.
+        for outcome in ["hit", "miss"] {
+            let _ = counters.get_or_create(&OutcomeLabels { outcome });
+        }
+        CacheLookups {
+            counters,
+            seen: Mutex::new((0, 0)),
+        }
+    }
+
+    /// Adds what the cache counted since the last scrape.
+    fn catch_up(&self, (hits, misses): (u64, u64)) {
+        if let Ok(mut seen) = self.seen.lock() {
+            for (outcome, now, before) in [("hit", hits, seen.0), ("miss", misses, seen.1)] {
+                self.counters
+                    .get_or_create(&OutcomeLabels { outcome })
+                    .inc_by(now.saturating_sub(before));
+            }
+            *seen = (hits.max(seen.0), misses.max(seen.1));
+        }
     }
 }
 
@@ -489,11 +522,13 @@ mod tests {
             in_use: 2,
             max: 8,
         });
-        metrics.render(pool, (3, 1));
-        let text = metrics.render(pool, (5, 2));
+        metrics.render(pool, (3, 1), (7, 2));
+        let text = metrics.render(pool, (5, 2), (9, 3));
         for line in [
             "rkflow_read_cache_lookups_total{outcome=\"hit\"} 5",
             "rkflow_read_cache_lookups_total{outcome=\"miss\"} 2",
+            "rkflow_document_cache_lookups_total{outcome=\"hit\"} 9",
+            "rkflow_document_cache_lookups_total{outcome=\"miss\"} 3",
             "rkflow_graphql_requests_total{operation=\"login\",outcome=\"ok\"} 1",
             "rkflow_graphql_request_duration_seconds_bucket{operation=\"login\",le=\"0.05\"} 1",
             "rkflow_http_requests_total{route=\"/healthz\",status=\"200\"} 1",

@@ -435,6 +435,77 @@ async fn metrics_can_be_switched_off_or_moved() {
     db.remove().await;
 }
 
+/// A text the server has parsed before is not parsed again (the document cache): the answers
+/// are those of a fresh parse, a text that does not parse is refused alike every time and not
+/// kept, and `/metrics` counts the hits and misses.
+#[tokio::test]
+async fn repeated_operations_are_parsed_once() {
+    for db in TestDatabase::all().await {
+        let label = db.label;
+        let server = Server::start(&db.url, |_| {}).await;
+        server.create_user("reader@obs.test").await;
+        let before = server.scrape().await;
+        let (_, _, body) = server
+            .gql(
+                None,
+                None,
+                LOGIN,
+                json!({ "e": "reader@obs.test", "p": PASSWORD }),
+            )
+            .await;
+        let token = body["data"]["login"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{label}: a token in {body}"))
+            .to_string();
+        let mine = "query Mine($n: Int!) { me { email } investigations(first: $n) { totalCount } }";
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            let (status, _, body) = server
+                .gql(Some(&token), None, mine, json!({ "n": 1 }))
+                .await;
+            assert_eq!(status, 200, "{label}: {body}");
+            assert_eq!(body["data"]["me"]["email"], "reader@obs.test", "{body}");
+            answers.push(body);
+        }
+        assert!(
+            answers.iter().all(|body| *body == answers[0]),
+            "{label}: {answers:?}"
+        );
+        // Other variables, the same text: still the cached document, run with these values.
+        let (_, _, body) = server
+            .gql(Some(&token), None, mine, json!({ "n": "one" }))
+            .await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{body}"
+        );
+        let mut refusals = Vec::new();
+        for _ in 0..2 {
+            let (_, _, body) = server
+                .gql(Some(&token), None, "query Broken { me { email ", json!({}))
+                .await;
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+                "{body}"
+            );
+            assert!(body["data"].is_null(), "{label}: {body}");
+            refusals.push(body["errors"][0]["message"].clone());
+        }
+        assert_eq!(refusals[0], refusals[1], "{label}");
+
+        let after = server.scrape().await;
+        let delta = |outcome: &str| {
+            let series = format!("rkflow_document_cache_lookups_total{{outcome=\"{outcome}\"}}");
+            after.value(&series) - before.value(&series)
+        };
+        // The login and `Mine` once each, the broken text twice; `Mine` again three times.
+        assert_eq!(delta("miss"), 4.0, "{label}");
+        assert_eq!(delta("hit"), 3.0, "{label}");
+        server.server.stop().await;
+        db.remove().await;
+    }
+}
+
 /// `RKFLOW_DB_MAX_CONNECTIONS` sizes the pool (the gauge shows the pool's own limit); without
 /// it each backend has its default.
 #[tokio::test]

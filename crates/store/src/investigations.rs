@@ -402,7 +402,7 @@ pub(crate) fn to_children<Parent: EntityTrait, Child: EntityTrait>(
 
 /// Parents with their children in one statement (a LEFT JOIN, rows in the parents' order,
 /// which must end with their key, then the children's).
-async fn with_children<C, Parent, Child>(
+pub(crate) async fn with_children<C, Parent, Child>(
     db: &C,
     parents: sea_orm::Select<Parent>,
     join: RelationDef,

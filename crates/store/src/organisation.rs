@@ -4,6 +4,7 @@ use crate::Db;
 use crate::audit::{self, Origin};
 use crate::entity::{commission, commission_municipality, municipality};
 use crate::error::{StoreError, StoreResult};
+use crate::investigations::{to_children, with_children};
 use chrono::{DateTime, Utc};
 use rkflow_domain::DomainError;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder};
@@ -147,11 +148,13 @@ pub async fn municipality_of_body<C: ConnectionTrait>(
 pub async fn commissions<C: ConnectionTrait>(
     db: &C,
 ) -> StoreResult<Vec<CommissionWithMunicipalities>> {
-    let all = commission::Entity::find()
-        .order_by_asc(commission::Column::Name)
-        .all(db)
-        .await?;
-    with_municipalities(db, all).await
+    with_municipalities(
+        db,
+        commission::Entity::find()
+            .order_by_asc(commission::Column::Name)
+            .order_by_asc(commission::Column::Id),
+    )
+    .await
 }
 
 pub async fn commissions_by_ids<C: ConnectionTrait>(
@@ -161,24 +164,31 @@ pub async fn commissions_by_ids<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let found = commission::Entity::find()
-        .filter(commission::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?;
-    with_municipalities(db, found).await
+    with_municipalities(
+        db,
+        commission::Entity::find()
+            .filter(commission::Column::Id.is_in(ids.iter().copied()))
+            .order_by_asc(commission::Column::Id),
+    )
+    .await
 }
 
-pub(crate) async fn with_municipalities<C: ConnectionTrait>(
+/// Commissions with their municipalities (in the order of their ids), in one statement.
+async fn with_municipalities<C: ConnectionTrait>(
     db: &C,
-    found: Vec<commission::Model>,
+    commissions: sea_orm::Select<commission::Entity>,
 ) -> StoreResult<Vec<CommissionWithMunicipalities>> {
-    if found.is_empty() {
-        return Ok(Vec::new());
-    }
-    let links = commission_municipality::Entity::find()
-        .filter(commission_municipality::Column::CommissionId.is_in(found.iter().map(|c| c.id)))
-        .all(db)
-        .await?;
+    let (found, links) = with_children::<_, _, commission_municipality::Entity>(
+        db,
+        commissions,
+        to_children::<commission::Entity, commission_municipality::Entity>(
+            commission_municipality::Column::CommissionId,
+            commission::Column::Id,
+        ),
+        commission_municipality::Column::MunicipalityId,
+        |commission| commission.id,
+    )
+    .await?;
     let mut by_commission: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
     for link in links {
         by_commission

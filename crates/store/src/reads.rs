@@ -5,7 +5,10 @@
 //! [`ReadView::finish`]. The answer then shows the database at one moment (PostgreSQL:
 //! `REPEATABLE READ`; SQLite: a deferred transaction, whose first read fixes the WAL snapshot),
 //! and on PostgreSQL the request pays the pool's checkout and return once instead of once per
-//! statement (sqlx pings a connection on both; see BENCHMARKS.md).
+//! statement (sqlx pings a connection on both; see BENCHMARKS.md). On PostgreSQL the
+//! transaction opens with one statement (`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`),
+//! sent through sqlx itself: sea-orm would send `BEGIN` and `SET TRANSACTION`, a round trip
+//! more for every query.
 //!
 //! Rule for callers: while a view's transaction is open, the request must not wait for a
 //! second pooled connection — everything it reads goes through the view, and writes (the
@@ -15,11 +18,21 @@
 //! connections of their own, and a subscription lives far longer than a request.
 
 use crate::db::Db;
+use sea_orm::sea_query::Values;
+use sea_orm::sqlx::postgres::{PgConnection, Postgres};
+use sea_orm::sqlx::{self, AssertSqlSafe, Executor};
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, IsolationLevel,
-    QueryResult, Statement, TransactionTrait,
+    ConnAcquireErr, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult,
+    QueryResult, RuntimeErr, Statement, TransactionTrait,
 };
+use sea_query_sqlx::SqlxValues;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::sync::Mutex;
+
+/// How a PostgreSQL read view opens its transaction: one snapshot for all its statements, and
+/// a refusal of any write.
+const POSTGRES_READ_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 /// A connection the investigation reads can run on ([`Db`] or a [`ReadView`]), with the
 /// database it reads (for the read cache and the calendar).
@@ -65,7 +78,10 @@ pub struct ReadView {
 
 enum Transaction {
     NotStarted,
+    /// SQLite: sea-orm's deferred transaction.
     Open(DatabaseTransaction),
+    /// PostgreSQL: a sqlx transaction, begun with [`POSTGRES_READ_SNAPSHOT`].
+    OpenPostgres(sqlx::Transaction<'static, Postgres>),
     /// Ended by [`ReadView::finish`]; a later read (none is expected) uses the pool.
     Finished,
 }
@@ -103,40 +119,70 @@ impl ReadView {
         drop(std::mem::replace(&mut *state, Transaction::Finished));
     }
 
-    async fn begin(db: &Db) -> Result<DatabaseTransaction, DbErr> {
+    async fn begin(db: &Db) -> Result<Transaction, DbErr> {
         if db.is_postgres() {
             db.conn
-                .begin_with_config(
-                    Some(IsolationLevel::RepeatableRead),
-                    Some(AccessMode::ReadOnly),
-                )
+                .get_postgres_connection_pool()
+                .begin_with(POSTGRES_READ_SNAPSHOT)
                 .await
+                .map(Transaction::OpenPostgres)
+                .map_err(begin_error)
         } else {
             // A deferred transaction: SQLite fixes its snapshot at the first read.
-            db.conn.begin().await
+            db.conn.begin().await.map(Transaction::Open)
         }
     }
 }
 
-/// Runs `$call` on the view's transaction (opening it first), or on the pool.
+/// A statement as sqlx runs it on PostgreSQL (what sea-orm's own driver does).
+fn postgres_query(stmt: Statement) -> sqlx::query::Query<'static, Postgres, SqlxValues> {
+    let values = stmt.values.unwrap_or(Values(Vec::new()));
+    sqlx::query_with(AssertSqlSafe(stmt.sql), SqlxValues(values))
+}
+
+/// sqlx's errors as sea-orm reports them, so callers see one kind of error on every path.
+fn query_error(err: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+}
+
+fn exec_error(err: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))
+}
+
+fn begin_error(err: sqlx::Error) -> DbErr {
+    match err {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        other => query_error(other),
+    }
+}
+
+/// Runs a statement through the view: `$sea` on a sea-orm connection (the pool, or SQLite's
+/// transaction, opened first), `$postgres` on PostgreSQL's transaction (opened first).
 macro_rules! through_view {
-    ($view:expr, |$conn:ident| $call:expr) => {{
+    ($view:expr, |$conn:ident| $sea:expr, |$pg:ident| $postgres:expr) => {{
         let view: &ReadView = $view;
         match &view.transaction {
             None => {
                 let $conn = &view.db.conn;
-                $call
+                $sea
             }
             Some(transaction) => {
                 let mut state = transaction.lock().await;
                 if matches!(*state, Transaction::NotStarted) {
-                    *state = Transaction::Open(ReadView::begin(&view.db).await?);
+                    *state = ReadView::begin(&view.db).await?;
                 }
-                match &*state {
-                    Transaction::Open($conn) => $call,
-                    _ => {
+                match &mut *state {
+                    Transaction::Open($conn) => $sea,
+                    Transaction::OpenPostgres(transaction) => {
+                        // sea-orm's metric callback counts the other paths' statements.
+                        view.db.statements.fetch_add(1, Ordering::Relaxed);
+                        let $pg: &mut PgConnection = &mut **transaction;
+                        $postgres
+                    }
+                    Transaction::NotStarted | Transaction::Finished => {
                         let $conn = &view.db.conn;
-                        $call
+                        $sea
                     }
                 }
             }
@@ -151,19 +197,41 @@ impl ConnectionTrait for ReadView {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        through_view!(self, |conn| conn.execute_raw(stmt).await)
+        through_view!(self, |conn| conn.execute_raw(stmt).await, |pg| {
+            postgres_query(stmt)
+                .execute(pg)
+                .await
+                .map(ExecResult::from)
+                .map_err(exec_error)
+        })
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        through_view!(self, |conn| conn.execute_unprepared(sql).await)
+        through_view!(self, |conn| conn.execute_unprepared(sql).await, |pg| pg
+            .execute(AssertSqlSafe(sql.to_owned()))
+            .await
+            .map(ExecResult::from)
+            .map_err(exec_error))
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        through_view!(self, |conn| conn.query_one_raw(stmt).await)
+        through_view!(self, |conn| conn.query_one_raw(stmt).await, |pg| {
+            postgres_query(stmt)
+                .fetch_optional(pg)
+                .await
+                .map(|row| row.map(QueryResult::from))
+                .map_err(query_error)
+        })
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        through_view!(self, |conn| conn.query_all_raw(stmt).await)
+        through_view!(self, |conn| conn.query_all_raw(stmt).await, |pg| {
+            postgres_query(stmt)
+                .fetch_all(pg)
+                .await
+                .map(|rows| rows.into_iter().map(QueryResult::from).collect())
+                .map_err(query_error)
+        })
     }
 }
 
