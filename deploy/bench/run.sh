@@ -28,6 +28,10 @@ SEED=${SEED:-2019}
 PORT=${PORT:-18080}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 PG_DB=rkflow_bench_${N}
+# pgbench replays on a copy: its W3 inserts versions behind rkflow's back (the captured
+# snapshot and audit rows, replayed as captured, no longer match), which would leave the kept
+# database unfit for the next run's W3.
+RAW_DB=${PG_DB}_raw
 PG_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${PG_DB}"
 
 cd "$(dirname "$0")/../.."
@@ -77,7 +81,10 @@ stop_server() {
     SERVER_PID=
   fi
 }
-trap stop_server EXIT
+drop_raw_copy() {
+  psql -d postgres -qc "DROP DATABASE IF EXISTS $RAW_DB WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap 'stop_server; [[ " $BACKENDS " == *" postgres "* ]] && drop_raw_copy' EXIT
 
 load() { # workload concurrency [extra args]
   local w=$1 c=$2
@@ -91,7 +98,7 @@ pgbench_run() { # workload concurrency
   local w=$1 c=$2 files=() jobs=$(( $2 < 2 ? $2 : 2 ))
   for f in "$OUT"/pgbench/"$w"_*.sql; do files+=(-f "$f"); done
   local output
-  output=$(pgbench -n -M prepared -c "$c" -j "$jobs" -T "$DURATION" "${files[@]}" "$PG_DB" 2>&1) || {
+  output=$(pgbench -n -M prepared -c "$c" -j "$jobs" -T "$DURATION" "${files[@]}" "$RAW_DB" 2>&1) || {
     echo "$output" >&2
     exit 1
   }
@@ -130,6 +137,8 @@ for LABEL in $BACKENDS; do
     psql -d postgres -qc "ALTER DATABASE $PG_DB RESET log_statement"
     sleep 1
     "$BIN/rkflow-bench" pgbench-scripts --log "$PG_LOG" --offset "$offset" --out-dir "$OUT/pgbench"
+    drop_raw_copy
+    psql -d postgres -qc "CREATE DATABASE $RAW_DB TEMPLATE $PG_DB"
     echo "== postgres: load"
     start_server "$PG_URL"
     for w in w1 w2 w3; do
@@ -138,6 +147,7 @@ for LABEL in $BACKENDS; do
     done
     for c in $CONCURRENCY; do load w4 "$c" --postgres-cpu; done
     stop_server
+    drop_raw_copy
     ;;
   sqlite)
     if [ "${REUSE_SEED:-0}" = 1 ] && [ -s "$SQLITE_SUMMARY" ] && [ -f "$SQLITE_FILE" ]; then
