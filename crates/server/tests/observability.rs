@@ -114,6 +114,17 @@ impl Server {
             .expect("user");
     }
 
+    /// Logs in as an account made by [`Server::create_user`]; the session's token.
+    async fn login(&self, label: &str, email: &str) -> String {
+        let (_, _, body) = self
+            .gql(None, None, LOGIN, json!({ "e": email, "p": PASSWORD }))
+            .await;
+        body["data"]["login"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{label}: a token in {body}"))
+            .to_string()
+    }
+
     /// POSTs one operation; the answer's status, `X-Request-Id` and body.
     async fn gql(
         &self,
@@ -226,18 +237,7 @@ async fn metrics_count_what_happened() {
         server.create_user("victim@obs.test").await;
         let before = server.scrape().await;
 
-        let (_, _, body) = server
-            .gql(
-                None,
-                None,
-                LOGIN,
-                json!({ "e": "user@obs.test", "p": PASSWORD }),
-            )
-            .await;
-        let token = body["data"]["login"]["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{label}: a token in {body}"))
-            .to_string();
+        let token = server.login(label, "user@obs.test").await;
         let mut failures = 0.0;
         let mut throttled = false;
         for _ in 0..5 {
@@ -445,18 +445,7 @@ async fn repeated_operations_are_parsed_once() {
         let server = Server::start(&db.url, |_| {}).await;
         server.create_user("reader@obs.test").await;
         let before = server.scrape().await;
-        let (_, _, body) = server
-            .gql(
-                None,
-                None,
-                LOGIN,
-                json!({ "e": "reader@obs.test", "p": PASSWORD }),
-            )
-            .await;
-        let token = body["data"]["login"]["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{label}: a token in {body}"))
-            .to_string();
+        let token = server.login(label, "reader@obs.test").await;
         let mine = "query Mine($n: Int!) { me { email } investigations(first: $n) { totalCount } }";
         let mut answers = Vec::new();
         for _ in 0..3 {
