@@ -213,10 +213,24 @@ async fn healthz() -> &'static str {
 }
 
 /// Whether the database answers within a second.
+///
+/// One failed ping is not yet an outage: the connection it used may have died a moment ago
+/// (`pg_terminate_backend`, a backend that crashed) and a connection the pool opened to replace
+/// such a one can be ended by the same sweep. The pool drops a connection whose ping fails, so
+/// the next attempt runs on another; only a database that answers none within the second is
+/// unreachable.
 async fn database_reachable(state: &AppState) -> bool {
-    tokio::time::timeout(std::time::Duration::from_secs(1), state.api.db.ping())
+    let attempts = async {
+        loop {
+            if state.api.db.ping().await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(1), attempts)
         .await
-        .unwrap_or(false)
+        .is_ok()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
