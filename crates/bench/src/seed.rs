@@ -871,6 +871,13 @@ pub async fn seed(url: &str, investigations: usize, seed: u64, jobs: usize) -> a
     {
         anyhow::bail!("{} exists; seed a fresh file", path.display());
     }
+    // The finished file is copied to its place at the end: make sure the place exists first.
+    if let Some(parent) = sqlite.as_ref().and_then(|path| path.parent())
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
     let working_url = match &scratch {
         Some(path) => format!("sqlite://{}?mode=rwc", path.display()),
         None => url.to_string(),
