@@ -16,7 +16,10 @@
 #   REUSE_SEED=1         keep a PostgreSQL database and a SQLite file seeded earlier with the
 #                        same N and SEED (rkflow_bench_<N>, target/bench/sqlite-<N>-<SEED>.db,
 #                        each with a finished seed) instead of seeding afresh; they also hold
-#                        the versions earlier runs' W3 added (a few per run)
+#                        the versions earlier runs' W3 added: W3 writes to at most 100
+#                        investigations, so each run adds tens of versions to each of them,
+#                        and W3 (and the server's memory in W3) grows heavier run by run;
+#                        seed afresh for figures to compare (BENCHMARKS.md)
 set -euo pipefail
 
 N=${N:-2000}
