@@ -15,11 +15,12 @@
 #   OUT=target/bench/<timestamp>
 #   REUSE_SEED=1         keep a PostgreSQL database and a SQLite file seeded earlier with the
 #                        same N and SEED (rkflow_bench_<N>, target/bench/sqlite-<N>-<SEED>.db,
-#                        each with a finished seed) instead of seeding afresh; they also hold
-#                        the versions earlier runs' W3 added: W3 writes to at most 100
-#                        investigations, so each run adds tens of versions to each of them,
-#                        and W3 (and the server's memory in W3) grows heavier run by run;
-#                        seed afresh for figures to compare (BENCHMARKS.md)
+#                        each with a finished seed) instead of seeding afresh
+#
+# The seeded database and file are never written by a run: each run works on a copy of them
+# (rkflow_bench_<N>_run, $OUT/sqlite-run.db; removed at the end), so every run starts from the
+# same population. W3 adds tens of versions to each investigation it writes to, and a command
+# costs more the more versions its investigation has (BENCHMARKS.md).
 set -euo pipefail
 
 N=${N:-2000}
@@ -31,11 +32,14 @@ SEED=${SEED:-2019}
 PORT=${PORT:-18080}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 PG_DB=rkflow_bench_${N}
-# pgbench replays on a copy: its W3 inserts versions behind rkflow's back (the captured
-# snapshot and audit rows, replayed as captured, no longer match), which would leave the kept
-# database unfit for the next run's W3.
+# What a run serves and writes: a copy of the seeded database, made at the start of the run.
+RUN_DB=${PG_DB}_run
+# pgbench replays on a copy of that, made after the capture: its W3 inserts versions behind
+# rkflow's back (the captured snapshot and audit rows, replayed as captured, no longer match),
+# which would leave a database unfit for rkflow's W3.
 RAW_DB=${PG_DB}_raw
 PG_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${PG_DB}"
+RUN_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${RUN_DB}"
 
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -84,10 +88,12 @@ stop_server() {
     SERVER_PID=
   fi
 }
-drop_raw_copy() {
+drop_copies() {
   psql -d postgres -qc "DROP DATABASE IF EXISTS $RAW_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  psql -d postgres -qc "DROP DATABASE IF EXISTS $RUN_DB WITH (FORCE)" >/dev/null 2>&1 || true
 }
-trap 'stop_server; [[ " $BACKENDS " == *" postgres "* ]] && drop_raw_copy' EXIT
+SQLITE_RUN=$OUT/sqlite-run.db
+trap 'stop_server; [[ " $BACKENDS " == *" postgres "* ]] && drop_copies; rm -f "$SQLITE_RUN" "$SQLITE_RUN-wal" "$SQLITE_RUN-shm"' EXIT
 
 load() { # workload concurrency [extra args]
   local w=$1 c=$2
@@ -133,24 +139,25 @@ for LABEL in $BACKENDS; do
       psql -d "$PG_DB" -qc "VACUUM ANALYZE"
       psql -d postgres -qc "COMMENT ON DATABASE $PG_DB IS 'N=$N SEED=$SEED $(head -1 "$OUT/seed-postgres.txt" | sed "s/'//g")'"
     fi
+    drop_copies
+    psql -d postgres -qc "CREATE DATABASE $RUN_DB TEMPLATE $PG_DB"
     echo "== postgres: statements per request (and capturing them for pgbench)"
-    psql -d postgres -qc "ALTER DATABASE $PG_DB SET log_statement = 'all'"
+    psql -d postgres -qc "ALTER DATABASE $RUN_DB SET log_statement = 'all'"
     offset=$(stat -c %s "$PG_LOG")
-    "$BIN/rkflow-bench" statements --database-url "$PG_URL" --label "$LABEL" --json-out "$RESULTS" --pg-marks
-    psql -d postgres -qc "ALTER DATABASE $PG_DB RESET log_statement"
+    "$BIN/rkflow-bench" statements --database-url "$RUN_URL" --label "$LABEL" --json-out "$RESULTS" --pg-marks
+    psql -d postgres -qc "ALTER DATABASE $RUN_DB RESET log_statement"
     sleep 1
     "$BIN/rkflow-bench" pgbench-scripts --log "$PG_LOG" --offset "$offset" --out-dir "$OUT/pgbench"
-    drop_raw_copy
-    psql -d postgres -qc "CREATE DATABASE $RAW_DB TEMPLATE $PG_DB"
+    psql -d postgres -qc "CREATE DATABASE $RAW_DB TEMPLATE $RUN_DB"
     echo "== postgres: load"
-    start_server "$PG_URL"
+    start_server "$RUN_URL"
     for w in w1 w2 w3; do
       for c in $CONCURRENCY; do load "$w" "$c" --postgres-cpu; done
       for c in $CONCURRENCY; do pgbench_run "$w" "$c"; done
     done
     for c in $CONCURRENCY; do load w4 "$c" --postgres-cpu; done
     stop_server
-    drop_raw_copy
+    drop_copies
     ;;
   sqlite)
     if [ "${REUSE_SEED:-0}" = 1 ] && [ -s "$SQLITE_SUMMARY" ] && [ -f "$SQLITE_FILE" ]; then
@@ -163,12 +170,16 @@ for LABEL in $BACKENDS; do
       cp "$OUT/seed-sqlite.txt" "$SQLITE_SUMMARY"
       info "sqlite seed: $(head -1 "$OUT/seed-sqlite.txt")"
     fi
+    rm -f "$SQLITE_RUN" "$SQLITE_RUN-wal" "$SQLITE_RUN-shm"
+    cp "$SQLITE_FILE" "$SQLITE_RUN"
+    # A write-ahead log left beside the file (a server that did not close) belongs to it.
+    if [ -f "$SQLITE_FILE-wal" ]; then cp "$SQLITE_FILE-wal" "$SQLITE_RUN-wal"; fi
     echo "== sqlite: start-up time"
-    "$BIN/rkflow-bench" startup --rkflow "$BIN/rkflow" --database-url "$SQLITE_FILE" --runs 5 --label "$LABEL" --json-out "$RESULTS"
+    "$BIN/rkflow-bench" startup --rkflow "$BIN/rkflow" --database-url "$SQLITE_RUN" --runs 5 --label "$LABEL" --json-out "$RESULTS"
     echo "== sqlite: statements per request"
-    "$BIN/rkflow-bench" statements --database-url "$SQLITE_FILE" --label "$LABEL" --json-out "$RESULTS"
+    "$BIN/rkflow-bench" statements --database-url "$SQLITE_RUN" --label "$LABEL" --json-out "$RESULTS"
     echo "== sqlite: load"
-    start_server "$SQLITE_FILE"
+    start_server "$SQLITE_RUN"
     for w in w1 w2 w3 w4; do
       for c in $CONCURRENCY; do load "$w" "$c"; done
     done
