@@ -1229,6 +1229,83 @@ async fn terminate_backends(admin: &Db, database: &str) -> usize {
     rows.len()
 }
 
+/// Queries take an idle pooled connection without the pool's test ping (`ReadView::begin`):
+/// right after every backend died, each query must still answer with its data, the dead
+/// connections being noticed at `BEGIN` and replaced, never surfacing as an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_queries_after_their_idle_connections_were_killed() {
+    let Some(db) = TestDatabase::postgres().await else {
+        eprintln!("RKFLOW_TEST_POSTGRES_URL is not set: skipped");
+        return;
+    };
+    let url = db.url.clone();
+    let admin_url = std::env::var("RKFLOW_TEST_POSTGRES_URL").expect("set");
+    let outcome = tokio::spawn(async move {
+        let database = url.rsplit('/').next().expect("a database name").to_string();
+        create_admin(&url);
+        let http = client();
+        let server = Server::start(&url);
+        let fixture = fixture(&http, &server.base).await;
+        const QUERY: &str = "query($id: ID!) { investigation(id: $id) { id title } }";
+        let read = |http: reqwest::Client, base: String, token: String, id: String| async move {
+            gql(&http, &base, Some(&token), QUERY, json!({ "id": id })).await
+        };
+        let postgres = Db::connect(&admin_url).await.expect("connect as admin");
+        let mut answers = Vec::new();
+        for _round in 0..3 {
+            // Several queries at once leave several idle connections in the pool.
+            let concurrent = (0..8).map(|_| {
+                read(
+                    http.clone(),
+                    server.base.clone(),
+                    fixture.chair.clone(),
+                    fixture.investigation.clone(),
+                )
+            });
+            answers.extend(futures::future::join_all(concurrent).await);
+            let ended = terminate_backends(&postgres, &database).await;
+            assert!(ended > 0, "no backend of the server to end");
+            // Wait until they are gone, so that the next queries meet dead connections.
+            let gone = eventually(Duration::from_secs(10), || async {
+                (terminate_backends(&postgres, &database).await == 0).then_some(())
+            })
+            .await;
+            assert!(gone.is_some(), "the backends did not end");
+            for _ in 0..4 {
+                answers.push(
+                    read(
+                        http.clone(),
+                        server.base.clone(),
+                        fixture.chair.clone(),
+                        fixture.investigation.clone(),
+                    )
+                    .await,
+                );
+            }
+        }
+        postgres.close().await;
+        for answer in &answers {
+            let (status, body) = answer.as_ref().expect("an answer");
+            assert!(
+                *status == 200
+                    && body.get("errors").is_none()
+                    && body["data"]["investigation"]["id"] == fixture.investigation.as_str(),
+                "a query failed after the backends died: {status} {body}"
+            );
+        }
+        server.assert_no_panic("postgres");
+        let mut server = server;
+        server.terminate();
+        let status = server.exited_within(Duration::from_secs(15)).await;
+        assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+    })
+    .await;
+    db.remove().await;
+    if let Err(err) = outcome {
+        std::panic::resume_unwind(err.into_panic());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backends_killed_during_a_burst() {
     let Some(db) = TestDatabase::postgres().await else {

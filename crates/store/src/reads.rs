@@ -5,7 +5,9 @@
 //! [`ReadView::finish`]. The answer then shows the database at one moment (PostgreSQL:
 //! `REPEATABLE READ`; SQLite: a deferred transaction, whose first read fixes the WAL snapshot),
 //! and on PostgreSQL the request pays the pool's checkout and return once instead of once per
-//! statement (sqlx pings a connection on both; see BENCHMARKS.md). On PostgreSQL the
+//! statement (sqlx pings a connection on both; see BENCHMARKS.md). The view skips the checkout
+//! ping when an idle connection is at hand: a dead one fails at `BEGIN`, which is then begun
+//! again on a tested connection ([`ReadView::begin`]). On PostgreSQL the
 //! transaction opens with one statement (`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`),
 //! sent through sqlx itself: sea-orm would send `BEGIN` and `SET TRANSACTION`, a round trip
 //! more for every query.
@@ -121,9 +123,15 @@ impl ReadView {
 
     async fn begin(db: &Db) -> Result<Transaction, DbErr> {
         if db.is_postgres() {
-            db.conn
-                .get_postgres_connection_pool()
-                .begin_with(POSTGRES_READ_SNAPSHOT)
+            let pool = db.conn.get_postgres_connection_pool();
+            // An idle connection is taken without the ping with which the pool tests every
+            // connection it hands out (a round trip). If its backend died meanwhile (a restart,
+            // `pg_terminate_backend`), its `BEGIN` fails; nothing has happened on it, the pool
+            // closes it on its return, and the view begins on a connection the pool tests.
+            if let Ok(Some(transaction)) = pool.try_begin_with(POSTGRES_READ_SNAPSHOT).await {
+                return Ok(Transaction::OpenPostgres(transaction));
+            }
+            pool.begin_with(POSTGRES_READ_SNAPSHOT)
                 .await
                 .map(Transaction::OpenPostgres)
                 .map_err(begin_error)
