@@ -104,6 +104,8 @@ impl Db {
             // pool drop connections whose backend died (a restart, `pg_terminate_backend`)
             // before a request meets them (`crates/server/tests/crash.rs`, R2; pinging only
             // connections idle for a second failed requests there). BENCHMARKS.md has its cost.
+            // A query's read transaction skips it and begins again when its `BEGIN` fails
+            // (`ReadView::begin`).
             options
                 .max_connections(max_connections.unwrap_or(DEFAULT_POSTGRES_CONNECTIONS))
                 .min_connections(1);
