@@ -1229,11 +1229,24 @@ async fn terminate_backends(admin: &Db, database: &str) -> usize {
     rows.len()
 }
 
-/// Queries take an idle pooled connection without the pool's test ping (`ReadView::begin`):
-/// right after every backend died, each query must still answer with its data, the dead
-/// connections being noticed at `BEGIN` and replaced, never surfacing as an error.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_queries_after_their_idle_connections_were_killed() {
+/// A server on a database of its own on the test PostgreSQL, set up with [`fixture`], and an
+/// admin connection that can end the server's backends.
+struct PostgresCase {
+    url: String,
+    database: String,
+    http: reqwest::Client,
+    server: Server,
+    fixture: Fixture,
+    postgres: Db,
+}
+
+/// Runs `case` on a fresh [`PostgresCase`] (skipped without `RKFLOW_TEST_POSTGRES_URL`); then
+/// the server must not have panicked and must stop cleanly, and the database is removed.
+async fn on_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(PostgresCase) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = PostgresCase> + Send,
+{
     let Some(db) = TestDatabase::postgres().await else {
         eprintln!("RKFLOW_TEST_POSTGRES_URL is not set: skipped");
         return;
@@ -1246,55 +1259,22 @@ async fn postgres_queries_after_their_idle_connections_were_killed() {
         let http = client();
         let server = Server::start(&url);
         let fixture = fixture(&http, &server.base).await;
-        const QUERY: &str = "query($id: ID!) { investigation(id: $id) { id title } }";
-        let read = |http: reqwest::Client, base: String, token: String, id: String| async move {
-            gql(&http, &base, Some(&token), QUERY, json!({ "id": id })).await
-        };
         let postgres = Db::connect(&admin_url).await.expect("connect as admin");
-        let mut answers = Vec::new();
-        for _round in 0..3 {
-            // Several queries at once leave several idle connections in the pool.
-            let concurrent = (0..8).map(|_| {
-                read(
-                    http.clone(),
-                    server.base.clone(),
-                    fixture.chair.clone(),
-                    fixture.investigation.clone(),
-                )
-            });
-            answers.extend(futures::future::join_all(concurrent).await);
-            let ended = terminate_backends(&postgres, &database).await;
-            assert!(ended > 0, "no backend of the server to end");
-            // Wait until they are gone, so that the next queries meet dead connections.
-            let gone = eventually(Duration::from_secs(10), || async {
-                (terminate_backends(&postgres, &database).await == 0).then_some(())
-            })
-            .await;
-            assert!(gone.is_some(), "the backends did not end");
-            for _ in 0..4 {
-                answers.push(
-                    read(
-                        http.clone(),
-                        server.base.clone(),
-                        fixture.chair.clone(),
-                        fixture.investigation.clone(),
-                    )
-                    .await,
-                );
-            }
-        }
+        let PostgresCase {
+            mut server,
+            postgres,
+            ..
+        } = case(PostgresCase {
+            url,
+            database,
+            http,
+            server,
+            fixture,
+            postgres,
+        })
+        .await;
         postgres.close().await;
-        for answer in &answers {
-            let (status, body) = answer.as_ref().expect("an answer");
-            assert!(
-                *status == 200
-                    && body.get("errors").is_none()
-                    && body["data"]["investigation"]["id"] == fixture.investigation.as_str(),
-                "a query failed after the backends died: {status} {body}"
-            );
-        }
         server.assert_no_panic("postgres");
-        let mut server = server;
         server.terminate();
         let status = server.exited_within(Duration::from_secs(15)).await;
         assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
@@ -1306,25 +1286,59 @@ async fn postgres_queries_after_their_idle_connections_were_killed() {
     }
 }
 
+/// Queries take an idle pooled connection without the pool's test ping (`ReadView::begin`):
+/// right after every backend died, each query must still answer with its data, the dead
+/// connections being noticed at `BEGIN` and replaced, never surfacing as an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_queries_after_their_idle_connections_were_killed() {
+    on_postgres(|case| async move {
+        const QUERY: &str = "query($id: ID!) { investigation(id: $id) { id title } }";
+        let read = || {
+            let (http, base) = (case.http.clone(), case.server.base.clone());
+            let (token, id) = (
+                case.fixture.chair.clone(),
+                case.fixture.investigation.clone(),
+            );
+            async move { gql(&http, &base, Some(&token), QUERY, json!({ "id": id })).await }
+        };
+        let mut answers = Vec::new();
+        for _round in 0..3 {
+            // Several queries at once leave several idle connections in the pool.
+            answers.extend(futures::future::join_all((0..8).map(|_| read())).await);
+            let ended = terminate_backends(&case.postgres, &case.database).await;
+            assert!(ended > 0, "no backend of the server to end");
+            // Wait until they are gone, so that the next queries meet dead connections.
+            let gone = eventually(Duration::from_secs(10), || async {
+                (terminate_backends(&case.postgres, &case.database).await == 0).then_some(())
+            })
+            .await;
+            assert!(gone.is_some(), "the backends did not end");
+            for _ in 0..4 {
+                answers.push(read().await);
+            }
+        }
+        for answer in &answers {
+            let (status, body) = answer.as_ref().expect("an answer");
+            assert!(
+                *status == 200
+                    && body.get("errors").is_none()
+                    && body["data"]["investigation"]["id"] == case.fixture.investigation.as_str(),
+                "a query failed after the backends died: {status} {body}"
+            );
+        }
+        case
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backends_killed_during_a_burst() {
-    let Some(db) = TestDatabase::postgres().await else {
-        eprintln!("RKFLOW_TEST_POSTGRES_URL is not set: skipped");
-        return;
-    };
-    let url = db.url.clone();
-    let admin_url = std::env::var("RKFLOW_TEST_POSTGRES_URL").expect("set");
-    let outcome = tokio::spawn(async move {
-        let database = url.rsplit('/').next().expect("a database name").to_string();
+    on_postgres(|case| async move {
         let label = "postgres";
-        create_admin(&url);
-        let http = client();
-        let server = Server::start(&url);
-        let fixture = fixture(&http, &server.base).await;
+        let (http, server, fixture) = (&case.http, &case.server, &case.fixture);
         let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let writers = start_burst(&server.base, &fixture, &stop, &acknowledged);
-        let postgres = Db::connect(&admin_url).await.expect("connect as admin");
+        let writers = start_burst(&server.base, fixture, &stop, &acknowledged);
         let mut terminated = 0;
         for round in 1..=3 {
             // Let the burst run, end all the server's connections, and see it carry on.
@@ -1338,7 +1352,7 @@ async fn postgres_backends_killed_during_a_burst() {
                 "{label}: round {round}: no writes succeed after the backends died\n{}",
                 server.log_text()
             );
-            terminated += terminate_backends(&postgres, &database).await;
+            terminated += terminate_backends(&case.postgres, &case.database).await;
         }
         let before = acknowledged.lock().expect("acknowledged").count();
         let recovered = eventually(Duration::from_secs(30), || async {
@@ -1350,9 +1364,7 @@ async fn postgres_backends_killed_during_a_burst() {
         tokio::time::timeout(Duration::from_secs(40), join_all(writers))
             .await
             .expect("the writers stop");
-        postgres.close().await;
-        assert_eq!(readyz(&http, &server.base).await.0, 200);
-        server.assert_no_panic(label);
+        assert_eq!(readyz(http, &server.base).await.0, 200);
         let acknowledged = acknowledged.lock().expect("acknowledged").clone();
         assert!(
             acknowledged.unexpected.is_empty(),
@@ -1364,17 +1376,10 @@ async fn postgres_backends_killed_during_a_burst() {
             acknowledged.count(),
             acknowledged.internal.len()
         );
-        assert_consistent(&url, label, &acknowledged).await;
-        let mut server = server;
-        server.terminate();
-        let status = server.exited_within(Duration::from_secs(15)).await;
-        assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+        assert_consistent(&case.url, label, &acknowledged).await;
+        case
     })
     .await;
-    db.remove().await;
-    if let Err(err) = outcome {
-        std::panic::resume_unwind(err.into_panic());
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
