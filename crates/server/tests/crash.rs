@@ -14,6 +14,10 @@
 //! - R2 (ignored, it restarts the shared PostgreSQL): PostgreSQL goes away under the server:
 //!   `/readyz` turns 503, requests fail with INTERNAL within the pool's acquire timeout, and
 //!   once PostgreSQL is back everything works again without restarting the server.
+//! - R2, backends only: every connection of the server is ended (`pg_terminate_backend`)
+//!   during a burst of writes (they carry on; a write in flight may fail cleanly with
+//!   INTERNAL, never with a 503) and between rounds of queries (every query answers with data:
+//!   a dead idle connection is noticed at `BEGIN` and replaced).
 //!
 //! Each runs on a fresh SQLite file and, when `RKFLOW_TEST_POSTGRES_URL` is set, on a fresh
 //! PostgreSQL database.
