@@ -115,8 +115,9 @@ impl GuardedSchema {
     }
 
     /// The [`refusal`] of the request's document, or the error of a document that does not
-    /// parse (parsed here again for it, and answered without reaching async-graphql, which
-    /// would parse it a third time for the same error).
+    /// parse (the HTTP handler goes on past a parse error to authenticate the request: the
+    /// document is parsed here again for its error, and answered without reaching
+    /// async-graphql, which would parse it a third time).
     fn check(&self, request: &mut Request) -> Option<ServerError> {
         let variables = std::mem::take(&mut request.variables);
         let refused = match request.parsed_query() {
@@ -130,8 +131,9 @@ impl GuardedSchema {
 
 impl Executor for GuardedSchema {
     async fn execute(&self, mut request: Request) -> Response {
-        // A document that does not parse is answered by `check`, with the parse error.
-        let _ = self.parse(&mut request);
+        if let Err(err) = self.parse(&mut request) {
+            return Response::from_errors(vec![err]);
+        }
         self.execute_parsed(request).await
     }
 
@@ -140,8 +142,11 @@ impl Executor for GuardedSchema {
         mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        let _ = self.parse(&mut request);
-        match self.check(&mut request) {
+        let refused = self
+            .parse(&mut request)
+            .err()
+            .or_else(|| self.check(&mut request));
+        match refused {
             Some(refused) => {
                 futures::stream::once(async move { Response::from_errors(vec![refused]) }).boxed()
             }

@@ -11,6 +11,7 @@ use crate::entity::{
     response_position, submission_version, user, version_content,
 };
 use crate::error::{StoreError, StoreResult};
+use crate::joins::{to_children, with_children};
 use crate::reads::Reader;
 use crate::{organisation, snapshot};
 use chrono::{DateTime, Utc};
@@ -31,7 +32,7 @@ use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
     DatabaseTransaction, EntityTrait, ExprTrait, FromQueryResult, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationDef,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -387,50 +388,6 @@ type RoundRows = (
     Vec<extension_vote::Model>,
 );
 
-/// The join from a parent table to a child table that refers to it by `foreign_key`.
-pub(crate) fn to_children<Parent: EntityTrait, Child: EntityTrait>(
-    foreign_key: Child::Column,
-    key: Parent::Column,
-) -> RelationDef {
-    RelationDef::from(
-        Child::belongs_to(Parent::default())
-            .from(foreign_key)
-            .to(key),
-    )
-    .rev()
-}
-
-/// Parents with their children in one statement (a LEFT JOIN, rows in the parents' order,
-/// which must end with their key, then the children's).
-pub(crate) async fn with_children<C, Parent, Child>(
-    db: &C,
-    parents: sea_orm::Select<Parent>,
-    join: RelationDef,
-    child_order: Child::Column,
-    key: impl Fn(&Parent::Model) -> Uuid,
-) -> StoreResult<(Vec<Parent::Model>, Vec<Child::Model>)>
-where
-    C: ConnectionTrait,
-    Parent: EntityTrait,
-    Child: EntityTrait,
-{
-    let rows = parents
-        .select_also(Child::default())
-        .join(JoinType::LeftJoin, join)
-        .order_by_asc(child_order)
-        .all(db)
-        .await?;
-    let mut found: Vec<Parent::Model> = Vec::new();
-    let mut children = Vec::new();
-    for (parent, child) in rows {
-        if found.last().is_none_or(|last| key(last) != key(&parent)) {
-            found.push(parent);
-        }
-        children.extend(child);
-    }
-    Ok((found, children))
-}
-
 /// The rows of the factual check and rebuttal rounds, each table with its child table in one
 /// statement. Investigations that never reached them cost one statement (the deadlines); the
 /// rest is read only where a round exists.
@@ -441,10 +398,8 @@ async fn fetch_round<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<Ro
             .filter(deadline::Column::InvestigationId.is_in(ids.iter().copied()))
             .order_by_asc(deadline::Column::CreatedAt)
             .order_by_asc(deadline::Column::Id),
-        to_children::<deadline::Entity, deadline_reminder::Entity>(
-            deadline_reminder::Column::DeadlineId,
-            deadline::Column::Id,
-        ),
+        deadline_reminder::Column::DeadlineId,
+        deadline::Column::Id,
         deadline_reminder::Column::BeforeSeconds,
         |d| d.id,
     )
@@ -459,10 +414,8 @@ async fn fetch_round<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<Ro
             .filter(response::Column::InvestigationId.is_in(with_round.iter().copied()))
             .order_by_asc(response::Column::FiledAt)
             .order_by_asc(response::Column::Id),
-        to_children::<response::Entity, response_college::Entity>(
-            response_college::Column::ResponseId,
-            response::Column::Id,
-        ),
+        response_college::Column::ResponseId,
+        response::Column::Id,
         response_college::Column::MunicipalityId,
         |r| r.id,
     )
@@ -483,10 +436,8 @@ async fn fetch_round<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<Ro
             .filter(extension_request::Column::InvestigationId.is_in(with_round.iter().copied()))
             .order_by_asc(extension_request::Column::RequestedAt)
             .order_by_asc(extension_request::Column::Id),
-        to_children::<extension_request::Entity, extension_vote::Entity>(
-            extension_vote::Column::RequestId,
-            extension_request::Column::Id,
-        ),
+        extension_vote::Column::RequestId,
+        extension_request::Column::Id,
         extension_vote::Column::CommissionId,
         |e| e.id,
     )
@@ -524,10 +475,8 @@ async fn fetch_follow_up<C: ConnectionTrait>(
         council_submission::Entity::find()
             .filter(council_submission::Column::InvestigationId.is_in(published.iter().copied()))
             .order_by_asc(council_submission::Column::Id),
-        to_children::<council_submission::Entity, submission_version::Entity>(
-            submission_version::Column::SubmissionId,
-            council_submission::Column::Id,
-        ),
+        submission_version::Column::SubmissionId,
+        council_submission::Column::Id,
         submission_version::Column::Position,
         |s| s.id,
     )

@@ -13,6 +13,7 @@ pub mod entity;
 pub mod error;
 pub mod events;
 pub mod investigations;
+mod joins;
 pub mod organisation;
 pub mod read_cache;
 pub mod reads;

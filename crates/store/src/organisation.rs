@@ -4,7 +4,7 @@ use crate::Db;
 use crate::audit::{self, Origin};
 use crate::entity::{commission, commission_municipality, municipality};
 use crate::error::{StoreError, StoreResult};
-use crate::investigations::{to_children, with_children};
+use crate::joins::with_children;
 use chrono::{DateTime, Utc};
 use rkflow_domain::DomainError;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder};
@@ -181,10 +181,8 @@ async fn with_municipalities<C: ConnectionTrait>(
     let (found, links) = with_children::<_, _, commission_municipality::Entity>(
         db,
         commissions,
-        to_children::<commission::Entity, commission_municipality::Entity>(
-            commission_municipality::Column::CommissionId,
-            commission::Column::Id,
-        ),
+        commission_municipality::Column::CommissionId,
+        commission::Column::Id,
         commission_municipality::Column::MunicipalityId,
         |commission| commission.id,
     )

@@ -10,7 +10,8 @@
 use crate::Db;
 use crate::entity::{investigation, investigation_snapshot};
 use crate::error::{StoreError, StoreResult};
-use crate::investigations::{Children, fetch_children, fetch_with_snapshots, to_children};
+use crate::investigations::{Children, fetch_children, fetch_with_snapshots};
+use crate::joins::to_children;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IsolationLevel,
