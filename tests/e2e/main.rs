@@ -16,3 +16,4 @@ mod security;
 mod snapshots;
 mod support;
 mod visibility;
+mod writes;

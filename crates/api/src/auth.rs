@@ -160,8 +160,8 @@ pub const ARGON2_OWASP_SETTINGS: [(u32, u32); 5] = [
 
 /// The default: OWASP's 12 MiB / 3 iterations row. It costs the same CPU per hash as the
 /// 19 MiB / 2 row (memory × iterations within 6 %) and two thirds of its memory, which a
-/// login holds while it hashes — on a two-core server two logins at once, 24 MiB instead of
-/// 38 MiB (BENCHMARKS.md, W4).
+/// login holds while it hashes ([`Passwords`]: on a two-core server one login at a time,
+/// 12 MiB instead of 19 MiB; BENCHMARKS.md, W4).
 pub const DEFAULT_ARGON2_MEMORY_KIB: u32 = 12_288;
 pub const DEFAULT_ARGON2_ITERATIONS: u32 = 3;
 
@@ -206,13 +206,21 @@ impl LoginObserver {
     }
 }
 
-/// Hashes and verifies passwords off the async threads, at most as many at once as there are
-/// cores, so that a login storm cannot starve other requests.
+/// Hashes and verifies passwords off the async threads, at most half as many at once as there
+/// are cores (at least one): a login storm takes at most half the cores, so the other requests
+/// keep the rest, and the working memory held for hashing stays at one argon2 block per two
+/// cores (12 MiB by default; on the two-core reference machine the server's peak stays within
+/// its 100 MB budget while logins run, BENCHMARKS.md W4). Logins wait for a permit in turn.
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
     dummy: Arc<OnceLock<String>>,
+}
+
+/// How many password hashes run at once on a machine with `cores` cores.
+pub fn hashes_at_once(cores: usize) -> usize {
+    (cores / 2).max(1)
 }
 
 impl Passwords {
@@ -227,7 +235,7 @@ impl Passwords {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Passwords {
             params,
-            permits: Arc::new(Semaphore::new(cores)),
+            permits: Arc::new(Semaphore::new(hashes_at_once(cores))),
             dummy: Arc::new(OnceLock::new()),
         })
     }
@@ -602,6 +610,15 @@ pub async fn login(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn password_hashing_takes_at_most_half_the_cores() {
+        assert_eq!(hashes_at_once(1), 1);
+        assert_eq!(hashes_at_once(2), 1);
+        assert_eq!(hashes_at_once(3), 1);
+        assert_eq!(hashes_at_once(4), 2);
+        assert_eq!(hashes_at_once(16), 8);
+    }
 
     fn hash_with(params: Params, algorithm: Algorithm, password: &str) -> String {
         let salt = b"rkflow-test-salt";

@@ -20,7 +20,7 @@ pub mod reads;
 pub mod snapshot;
 
 pub use audit::Origin;
-pub use db::Db;
+pub use db::{Db, WriteTransaction};
 pub use error::{StoreError, StoreResult};
 pub use reads::{ReadView, Reader};
 

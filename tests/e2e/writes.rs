@@ -1,0 +1,146 @@
+//! Concurrent writers: every write is kept, in turn, and on SQLite the writers of one process
+//! queue for their turn without holding a pooled connection (`Db::begin_write`).
+
+use crate::support::{Flow, version_numbers};
+use chrono::Utc;
+use rkflow_domain::DocumentKind;
+use rkflow_e2e::{TestDb, TestServer, for_each_backend, org};
+use rkflow_store::Db;
+use rkflow_store::audit::{self, Origin};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Sixteen versions of one document submitted at the same moment by three authors, without
+/// `baseVersion`: every one is stored, numbered 1 to 16 without gaps or doubles, each with its
+/// own text; the audit chain and the snapshot stay intact (checked when the server stops).
+#[tokio::test]
+async fn concurrent_versions_of_one_document_are_all_kept_in_turn() {
+    for_each_backend(|db| async move {
+        let server = TestServer::start(&db).await;
+        let org = org(&server).await;
+        let flow = Flow::new(&server, &org);
+        let id = flow.propose_joint("Gelijktijdige versies").await;
+        let authors = ["secretary_h", "member_b", "member_h"];
+        let texts: Vec<String> = (0..16)
+            .map(|i| format!("# Voorstel, versie van auteur {}\n\nTekst {i}.\n", i % 3))
+            .collect();
+        let answers = futures::future::join_all(texts.iter().enumerate().map(|(i, text)| {
+            flow.submit_input(
+                authors[i % authors.len()],
+                &id,
+                json!({ "kind": "PROPOSAL", "content": text }),
+            )
+        }))
+        .await;
+        let mut numbers = BTreeSet::new();
+        for answer in &answers {
+            let number = answer.data()["submitDocumentVersion"]["number"]
+                .as_i64()
+                .expect("a version number");
+            assert!(numbers.insert(number), "number {number} given twice");
+        }
+        assert_eq!(numbers, (1..=16).collect::<BTreeSet<i64>>());
+
+        let seen = flow.investigation("chair_b", &id).await;
+        assert_eq!(
+            version_numbers(&seen, DocumentKind::Proposal),
+            (1..=16).collect::<Vec<i64>>()
+        );
+        let stored: BTreeSet<String> = seen["documents"]
+            .as_array()
+            .expect("documents")
+            .iter()
+            .flat_map(|document| document["versions"].as_array().expect("versions"))
+            .map(|version| version["sha256"].as_str().expect("sha256").to_string())
+            .collect();
+        let submitted: BTreeSet<String> = texts
+            .iter()
+            .map(|text| hex::encode(Sha256::digest(text.as_bytes())))
+            .collect();
+        assert_eq!(stored, submitted, "every text is kept exactly once");
+        let chain = audit::verify_chain(&server.db().conn)
+            .await
+            .expect("the chain can be read");
+        assert!(chain.intact, "{}: {chain:?}", db.label);
+        server.stop().await;
+    })
+    .await;
+}
+
+/// SQLite writes one transaction at a time. With a pool of two connections, one writer in its
+/// transaction and three more waiting for their turn, a read still gets the second connection:
+/// the waiting writers do not hold connections (before the turn existed they held them while
+/// SQLite made them poll for its lock, and the read failed after the pool's acquire timeout).
+/// When the first writer commits, the others write one after another.
+#[tokio::test]
+async fn waiting_sqlite_writers_leave_the_connections_to_readers() {
+    let file = TestDb::sqlite().await;
+    let db = Db::connect_with(&file.backend.url, Some(2))
+        .await
+        .expect("connects");
+    db.migrate().await.expect("migrates");
+    let origin = Origin {
+        actor: None,
+        client: Some("test".into()),
+    };
+    let first = db.begin_write().await.expect("the first writer's turn");
+    let waiting: Vec<_> = (0..3)
+        .map(|i| {
+            let db = db.clone();
+            let origin = origin.clone();
+            tokio::spawn(async move {
+                let txn = db.begin_write().await?;
+                audit::record(
+                    &txn,
+                    &origin,
+                    Utc::now(),
+                    "test.write",
+                    json!({ "writer": i }),
+                )
+                .await?;
+                txn.commit().await?;
+                Ok::<_, rkflow_store::StoreError>(())
+            })
+        })
+        .collect();
+    // Let the three reach their wait.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let read = db
+        .conn
+        .query_one_raw(Statement::from_string(
+            db.backend(),
+            "SELECT count(*) AS n FROM audit_event",
+        ))
+        .await;
+    assert!(read.is_ok(), "a read while writers wait: {read:?}");
+    assert!(
+        waiting.iter().all(|writer| !writer.is_finished()),
+        "the others wait for the first writer"
+    );
+    audit::record(
+        &first,
+        &origin,
+        Utc::now(),
+        "test.write",
+        json!({ "writer": "first" }),
+    )
+    .await
+    .expect("the first writes");
+    first.commit().await.expect("the first commits");
+    for writer in waiting {
+        writer
+            .await
+            .expect("the writer ran")
+            .expect("the writer wrote in its turn");
+    }
+    let chain = audit::verify_chain(&db.conn)
+        .await
+        .expect("the chain can be read");
+    assert!(chain.intact, "{chain:?}");
+    assert_eq!(chain.events_checked, 4, "{chain:?}");
+    db.close().await;
+    file.remove().await;
+}
