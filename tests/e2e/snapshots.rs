@@ -272,6 +272,49 @@ async fn the_read_cache_shows_only_what_the_database_holds() {
     .await;
 }
 
+/// A command rewrites the snapshot it loads: it drops what the read cache kept for its
+/// investigation (that would never match again) and keeps nothing of what it loaded itself.
+/// The next read builds the new state and keeps that.
+#[tokio::test]
+async fn a_command_drops_what_the_read_cache_kept_for_its_investigation() {
+    for_each_backend(|db| async move {
+        let server = TestServer::start(&db).await;
+        let org = org(&server).await;
+        let flow = Flow::new(&server, &org);
+        let research = flow.investigation_in(Phase::Research).await;
+        let cache = &server.db().read_cache;
+        flow.gql("chair_b", DASHBOARD_WITH_NAMES, json!({})).await.data();
+        let kept = cache.len();
+        assert!(kept >= 1, "{}: the dashboard keeps what it read", server.label);
+
+        let id: Uuid = research.parse().expect("a uuid");
+        let before = rkflow_store::investigations::load(&rkflow_store::ReadView::pooled(server.db()), id)
+            .await
+            .expect("read")
+            .expect("found");
+        assert_eq!(cache.len(), kept, "{}: a kept read keeps no more", server.label);
+        flow.submit_ok("member_b", &research, DocumentKind::ResearchReport, "# Verder")
+            .await;
+        assert_eq!(
+            cache.len(),
+            kept - 1,
+            "{}: the command dropped the investigation and kept nothing",
+            server.label
+        );
+
+        let (_, misses) = cache.hits_and_misses();
+        let after = rkflow_store::investigations::load(&rkflow_store::ReadView::pooled(server.db()), id)
+            .await
+            .expect("read")
+            .expect("found");
+        assert_eq!(cache.hits_and_misses().1, misses + 1, "{}", server.label);
+        assert_eq!(cache.len(), kept, "{}: the new state is kept", server.label);
+        assert_eq!(after.versions.len(), before.versions.len() + 1, "{}", server.label);
+        server.stop().await;
+    })
+    .await;
+}
+
 const DASHBOARD_WITH_NAMES: &str = "{ investigations(first: 50) { edges { node {
     id title phase commissions { name } missingApprovals { name }
     documents { kind title latestVersion { number author { name } } } } } } }";

@@ -187,11 +187,12 @@ enum Source {
 /// for exactly this row and snapshot ([`crate::read_cache`]), else built from its decoded
 /// snapshot, else from its tables (not yet backfilled, or of an older format); then the
 /// commissions they name (one statement; a kept value that shows other commissions than
-/// those just read is built again).
+/// those just read is built again). What is built from a snapshot is kept when `keep_built`.
 async fn load_rows<C: ConnectionTrait>(
     conn: &C,
     db: &Db,
     found: Vec<(investigation::Model, Option<investigation_snapshot::Model>)>,
+    keep_built: bool,
 ) -> StoreResult<Vec<Arc<Loaded>>> {
     let mut rows = Vec::with_capacity(found.len());
     let mut sources = Vec::with_capacity(found.len());
@@ -282,7 +283,9 @@ async fn load_rows<C: ConnectionTrait>(
                 let value = Arc::new(built.next().ok_or_else(|| {
                     StoreError::corrupt("an investigation was not assembled".to_string())
                 })?);
-                if let Some(snapshot) = snapshot {
+                if let Some(snapshot) = snapshot
+                    && keep_built
+                {
                     db.read_cache.put(snapshot, value.clone());
                 }
                 value
@@ -772,7 +775,7 @@ pub async fn load_many<R: Reader>(reads: &R, ids: &[Uuid]) -> StoreResult<Vec<Ar
         return Ok(Vec::new());
     }
     let found = fetch_with_snapshots(reads, ids, false).await?;
-    load_rows(reads, reads.db(), found).await
+    load_rows(reads, reads.db(), found, true).await
 }
 
 pub async fn load<R: Reader>(reads: &R, id: Uuid) -> StoreResult<Option<Arc<Loaded>>> {
@@ -781,13 +784,20 @@ pub async fn load<R: Reader>(reads: &R, id: Uuid) -> StoreResult<Option<Arc<Load
 
 /// Loads one investigation inside a write transaction, locking its row (PostgreSQL) so that
 /// concurrent commands on it run one after the other and each decides on fresh state.
+///
+/// The command rewrites the snapshot it loads, so what it builds is not kept and what the read
+/// cache kept for the investigation is dropped: neither would match again. (Kept, they held
+/// the largest snapshots — those of the investigations being written — until the next read
+/// or eviction, and on SQLite that pinned memory beside every burst of writes; BENCHMARKS.md.)
 async fn load_for_update(
     txn: &DatabaseTransaction,
     db: &Db,
     id: Uuid,
 ) -> StoreResult<Option<Arc<Loaded>>> {
     let found = fetch_with_snapshots(txn, &[id], true).await?;
-    Ok(load_rows(txn, db, found).await?.into_iter().next())
+    let loaded = load_rows(txn, db, found, false).await?.into_iter().next();
+    db.read_cache.forget(id);
+    Ok(loaded)
 }
 
 /// Content bytes that a command stores with a new version.
@@ -1620,7 +1630,7 @@ pub async fn list<R: Reader>(
     let has_next = found.len() as u64 > first;
     found.truncate(first as usize);
     Ok(Page {
-        investigations: load_rows(reads, reads.db(), found).await?,
+        investigations: load_rows(reads, reads.db(), found, true).await?,
         has_next,
         total,
     })

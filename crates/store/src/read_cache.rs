@@ -122,6 +122,11 @@ impl ReadCache {
         );
     }
 
+    /// Drops what is kept for the investigation (a command is about to change it).
+    pub(crate) fn forget(&self, id: Uuid) {
+        self.lock().by_id.remove(&id);
+    }
+
     /// Lookups that found a reusable entry, and those that did not, since start.
     pub fn hits_and_misses(&self) -> (u64, u64) {
         (
