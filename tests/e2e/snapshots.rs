@@ -283,18 +283,38 @@ async fn a_command_drops_what_the_read_cache_kept_for_its_investigation() {
         let flow = Flow::new(&server, &org);
         let research = flow.investigation_in(Phase::Research).await;
         let cache = &server.db().read_cache;
-        flow.gql("chair_b", DASHBOARD_WITH_NAMES, json!({})).await.data();
+        flow.gql("chair_b", DASHBOARD_WITH_NAMES, json!({}))
+            .await
+            .data();
         let kept = cache.len();
-        assert!(kept >= 1, "{}: the dashboard keeps what it read", server.label);
+        assert!(
+            kept >= 1,
+            "{}: the dashboard keeps what it read",
+            server.label
+        );
 
         let id: Uuid = research.parse().expect("a uuid");
-        let before = rkflow_store::investigations::load(&rkflow_store::ReadView::pooled(server.db()), id)
-            .await
-            .expect("read")
-            .expect("found");
-        assert_eq!(cache.len(), kept, "{}: a kept read keeps no more", server.label);
-        flow.submit_ok("member_b", &research, DocumentKind::ResearchReport, "# Verder")
-            .await;
+        let view = rkflow_store::ReadView::pooled(server.db());
+        let load = || async {
+            rkflow_store::investigations::load(&view, id)
+                .await
+                .expect("read")
+                .expect("found")
+        };
+        let before = load().await;
+        assert_eq!(
+            cache.len(),
+            kept,
+            "{}: a kept read keeps no more",
+            server.label
+        );
+        flow.submit_ok(
+            "member_b",
+            &research,
+            DocumentKind::ResearchReport,
+            "# Verder",
+        )
+        .await;
         assert_eq!(
             cache.len(),
             kept - 1,
@@ -303,13 +323,15 @@ async fn a_command_drops_what_the_read_cache_kept_for_its_investigation() {
         );
 
         let (_, misses) = cache.hits_and_misses();
-        let after = rkflow_store::investigations::load(&rkflow_store::ReadView::pooled(server.db()), id)
-            .await
-            .expect("read")
-            .expect("found");
+        let after = load().await;
         assert_eq!(cache.hits_and_misses().1, misses + 1, "{}", server.label);
         assert_eq!(cache.len(), kept, "{}: the new state is kept", server.label);
-        assert_eq!(after.versions.len(), before.versions.len() + 1, "{}", server.label);
+        assert_eq!(
+            after.versions.len(),
+            before.versions.len() + 1,
+            "{}",
+            server.label
+        );
         server.stop().await;
     })
     .await;

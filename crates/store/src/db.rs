@@ -207,9 +207,8 @@ impl Db {
     /// for it (sleeps of up to 100 ms within the busy timeout) while holding a pooled
     /// connection. So the writers of this process first queue for their turn, first come first
     /// served, without a connection; the transaction holds the turn until it ends. Measured
-    /// (W3 at 16 concurrent writers, BENCHMARKS.md): p99 594 → 108 ms, 10 % more writes per
-    /// second, 14 MB less peak memory. Other processes on the same file still meet the busy
-    /// timeout.
+    /// (W3 at 16 concurrent writers, BENCHMARKS.md): p99 594 → 159 ms, peak RSS 84 → 76 MB.
+    /// Other processes on the same file still meet the busy timeout.
     pub async fn begin_write(&self) -> StoreResult<WriteTransaction> {
         let turn = match &self.write_turn {
             Some(turn) => Some(
