@@ -12,6 +12,9 @@
 #   PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres   (a role that may create databases)
 #   PG_LOG=…             the PostgreSQL server log (for capturing the statements of W1–W3);
 #                        default: /var/log/postgresql/postgresql-*-main.log
+#   PG_POOL=4            the server's PostgreSQL pool (RKFLOW_DB_MAX_CONNECTIONS): about twice
+#                        PostgreSQL's cores, as the README advises; the default of 16 would make
+#                        its backends take turns on two cores (BENCHMARKS.md). SQLite keeps 4.
 #   OUT=target/bench/<timestamp>
 #   REUSE_SEED=1         keep a PostgreSQL database and a SQLite file seeded earlier with the
 #                        same N and SEED (rkflow_bench_<N>, target/bench/sqlite-<N>-<SEED>.db,
@@ -29,6 +32,7 @@ WARMUP=${WARMUP:-2}
 CONCURRENCY=${CONCURRENCY:-"1 16"}
 BACKENDS=${BACKENDS:-"postgres sqlite"}
 SEED=${SEED:-2019}
+PG_POOL=${PG_POOL:-4}
 PORT=${PORT:-18080}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 PG_DB=rkflow_bench_${N}
@@ -67,11 +71,11 @@ BIN=$ROOT/target/release
 
 info "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
 info "PostgreSQL: $(psql -d postgres -Atc 'show server_version') (shared_buffers $(psql -d postgres -Atc 'show shared_buffers')); $(rustc --version)"
-info "N=$N investigations, seed $SEED, ${DURATION} s per run after ${WARMUP} s warm-up, concurrency: $CONCURRENCY"
+info "N=$N investigations, seed $SEED, ${DURATION} s per run after ${WARMUP} s warm-up, concurrency: $CONCURRENCY, PostgreSQL pool $PG_POOL connections (SQLite 4)"
 
 SERVER_PID=
 start_server() { # url
-  RKFLOW_LOG=warn "$BIN/rkflow" serve --database-url "$1" --listen "127.0.0.1:$PORT" \
+  RKFLOW_LOG=warn RKFLOW_DB_MAX_CONNECTIONS=$POOL "$BIN/rkflow" serve --database-url "$1" --listen "127.0.0.1:$PORT" \
     > "$OUT/server-$LABEL.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 600); do
@@ -150,7 +154,7 @@ for LABEL in $BACKENDS; do
     "$BIN/rkflow-bench" pgbench-scripts --log "$PG_LOG" --offset "$offset" --out-dir "$OUT/pgbench"
     psql -d postgres -qc "CREATE DATABASE $RAW_DB TEMPLATE $RUN_DB"
     echo "== postgres: load"
-    start_server "$RUN_URL"
+    POOL=$PG_POOL start_server "$RUN_URL"
     for w in w1 w2 w3; do
       for c in $CONCURRENCY; do load "$w" "$c" --postgres-cpu; done
       for c in $CONCURRENCY; do pgbench_run "$w" "$c"; done
@@ -179,7 +183,7 @@ for LABEL in $BACKENDS; do
     echo "== sqlite: statements per request"
     "$BIN/rkflow-bench" statements --database-url "$SQLITE_RUN" --label "$LABEL" --json-out "$RESULTS"
     echo "== sqlite: load"
-    start_server "$SQLITE_RUN"
+    POOL=4 start_server "$SQLITE_RUN"
     for w in w1 w2 w3 w4; do
       for c in $CONCURRENCY; do load "$w" "$c"; done
     done

@@ -144,3 +144,76 @@ async fn waiting_sqlite_writers_leave_the_connections_to_readers() {
     db.close().await;
     file.remove().await;
 }
+
+/// sqlx leaves Nagle's algorithm on; `Db` switches it off on every PostgreSQL connection
+/// (`crates/store/src/nodelay.rs`), or a statement of more than 16 KB over TLS — a 20 KB
+/// version's text — waits for the backend's delayed acknowledgement (40 ms). Each connection
+/// the pool hands out names its own port (`inet_client_port()`), and this process's socket
+/// with that local port has `TCP_NODELAY`.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn postgres_connections_send_without_waiting_for_acknowledgements() {
+    let Some(admin_url) = std::env::var("RKFLOW_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    else {
+        return;
+    };
+    let db = Db::connect_with(&admin_url, Some(3))
+        .await
+        .expect("connect");
+    let held = futures::future::join_all((0..3).map(|_| db.begin_write())).await;
+    let mut ports = BTreeSet::new();
+    for transaction in held {
+        let transaction = transaction.expect("a connection");
+        let row = transaction
+            .query_one_raw(Statement::from_string(
+                transaction.get_database_backend(),
+                "SELECT inet_client_port() AS port",
+            ))
+            .await
+            .expect("the client port")
+            .expect("a row");
+        let port: i32 = row.try_get("", "port").expect("a port");
+        ports.insert(u16::try_from(port).expect("a port number"));
+        transaction.rollback().await.expect("rollback");
+    }
+    assert_eq!(ports.len(), 3, "three connections at once: {ports:?}");
+    for port in ports {
+        assert_eq!(
+            nodelay_of_local_port(port),
+            Some(true),
+            "the connection from port {port}"
+        );
+    }
+    db.close().await;
+}
+
+/// `TCP_NODELAY` of this process's TCP socket bound to local `port`, if there is one.
+#[cfg(target_os = "linux")]
+fn nodelay_of_local_port(port: u16) -> Option<bool> {
+    use std::os::fd::{BorrowedFd, RawFd};
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: borrowed for getsockname and getsockopt only, which touch no memory of ours;
+        // a descriptor closed meanwhile makes them fail.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&fd);
+        let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+        if local.is_some_and(|a| a.port() == port) {
+            return socket.tcp_nodelay().ok();
+        }
+    }
+    None
+}

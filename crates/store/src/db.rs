@@ -4,6 +4,7 @@ use crate::error::StoreResult;
 use crate::read_cache::ReadCache;
 use rkflow_domain::deadline::Calendar;
 use rkflow_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::{
     ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
@@ -104,10 +105,15 @@ pub fn normalize_url(url: &str) -> String {
     }
 }
 
-/// Pooled connections when nothing else is configured, per backend.
+/// Pooled PostgreSQL connections when nothing else is configured. Fewer serve reads faster
+/// where PostgreSQL has few cores (on two cores a pool of 4 served W2 35–50 % and W1 15–30 %
+/// more requests per second, BENCHMARKS.md), but not yet by default: a command answers by
+/// reading what it wrote on a second pooled connection after its commit, and when writers
+/// queued on the audit chain's head hold every connection, that answer waits for one.
 pub const DEFAULT_POSTGRES_CONNECTIONS: u32 = 16;
-/// SQLite runs its reads in the server's process, on the cores the server has, and one write at
-/// a time: four connections keep two cores busy, and each holds its own page cache and malloc
+
+/// Pooled SQLite connections when nothing else is configured. SQLite runs its reads in the
+/// server's process, on the cores the server has, and one write at a time: four connections keep two cores busy, and each holds its own page cache and malloc
 /// arena (about 3 MB under load). Measured against eight: the same throughput on two cores,
 /// 15–20 MB less peak RSS (BENCHMARKS.md). More cores: `RKFLOW_DB_MAX_CONNECTIONS`.
 pub const DEFAULT_SQLITE_CONNECTIONS: u32 = 4;
@@ -125,7 +131,7 @@ impl Db {
         let url = normalize_url(url);
         let sqlite = url.starts_with("sqlite:");
         let memory = url.contains(":memory:");
-        let mut options = ConnectOptions::new(url);
+        let mut options = ConnectOptions::new(url.clone());
         options
             .sqlx_logging(false)
             .acquire_timeout(Duration::from_secs(3))
@@ -159,6 +165,21 @@ impl Db {
             options
                 .max_connections(max_connections.unwrap_or(DEFAULT_POSTGRES_CONNECTIONS))
                 .min_connections(1);
+            // Every new connection: TCP_NODELAY, which sqlx leaves off (`crate::nodelay`).
+            // (This replaces sea-orm's own `after_connect`, used only for a schema search path,
+            // which rkflow does not set.)
+            let port = url
+                .parse::<PgConnectOptions>()
+                .map(|parsed| parsed.get_port())
+                .unwrap_or(5432);
+            options.map_sqlx_postgres_pool_opts(move |pool| {
+                pool.after_connect(move |_, _| {
+                    Box::pin(async move {
+                        crate::nodelay::set_on_sockets_to(port);
+                        Ok(())
+                    })
+                })
+            });
         }
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
