@@ -74,8 +74,8 @@ info "PostgreSQL: $(psql -d postgres -Atc 'show server_version') (shared_buffers
 info "N=$N investigations, seed $SEED, ${DURATION} s per run after ${WARMUP} s warm-up, concurrency: $CONCURRENCY, PostgreSQL pool $PG_POOL connections (SQLite 4)"
 
 SERVER_PID=
-start_server() { # url
-  RKFLOW_LOG=warn RKFLOW_DB_MAX_CONNECTIONS=$POOL "$BIN/rkflow" serve --database-url "$1" --listen "127.0.0.1:$PORT" \
+start_server() { # url pool
+  RKFLOW_LOG=warn RKFLOW_DB_MAX_CONNECTIONS=$2 "$BIN/rkflow" serve --database-url "$1" --listen "127.0.0.1:$PORT" \
     > "$OUT/server-$LABEL.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 600); do
@@ -154,7 +154,7 @@ for LABEL in $BACKENDS; do
     "$BIN/rkflow-bench" pgbench-scripts --log "$PG_LOG" --offset "$offset" --out-dir "$OUT/pgbench"
     psql -d postgres -qc "CREATE DATABASE $RAW_DB TEMPLATE $RUN_DB"
     echo "== postgres: load"
-    POOL=$PG_POOL start_server "$RUN_URL"
+    start_server "$RUN_URL" "$PG_POOL"
     for w in w1 w2 w3; do
       for c in $CONCURRENCY; do load "$w" "$c" --postgres-cpu; done
       for c in $CONCURRENCY; do pgbench_run "$w" "$c"; done
@@ -183,7 +183,7 @@ for LABEL in $BACKENDS; do
     echo "== sqlite: statements per request"
     "$BIN/rkflow-bench" statements --database-url "$SQLITE_RUN" --label "$LABEL" --json-out "$RESULTS"
     echo "== sqlite: load"
-    POOL=4 start_server "$SQLITE_RUN"
+    start_server "$SQLITE_RUN" 4
     for w in w1 w2 w3 w4; do
       for c in $CONCURRENCY; do load "$w" "$c"; done
     done

@@ -192,28 +192,12 @@ async fn postgres_connections_send_without_waiting_for_acknowledgements() {
 /// `TCP_NODELAY` of this process's TCP socket bound to local `port`, if there is one.
 #[cfg(target_os = "linux")]
 fn nodelay_of_local_port(port: u16) -> Option<bool> {
-    use std::os::fd::{BorrowedFd, RawFd};
-    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
-        let is_socket = std::fs::read_link(entry.path())
-            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<RawFd>().ok())
-        else {
-            continue;
-        };
-        if !is_socket {
-            continue;
-        }
-        // SAFETY: borrowed for getsockname and getsockopt only, which touch no memory of ours;
-        // a descriptor closed meanwhile makes them fail.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        let socket = socket2::SockRef::from(&fd);
+    let mut found = None;
+    rkflow_store::nodelay::for_each_socket(|socket| {
         let local = socket.local_addr().ok().and_then(|a| a.as_socket());
         if local.is_some_and(|a| a.port() == port) {
-            return socket.tcp_nodelay().ok();
+            found = socket.tcp_nodelay().ok();
         }
-    }
-    None
+    });
+    found
 }

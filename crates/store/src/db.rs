@@ -115,8 +115,8 @@ pub const DEFAULT_POSTGRES_CONNECTIONS: u32 = 16;
 /// Pooled SQLite connections when nothing else is configured. SQLite runs its reads in the
 /// server's process, on the cores the server has, and one write at a time: four connections
 /// keep two cores busy, and each holds its own page cache and malloc arena (about 3 MB under
-/// load). Measured against eight: the same throughput on two cores,
-/// 15–20 MB less peak RSS (BENCHMARKS.md). More cores: `RKFLOW_DB_MAX_CONNECTIONS`.
+/// load). Measured against eight: the same throughput on two cores, 15–20 MB less peak RSS
+/// (BENCHMARKS.md). More cores: `RKFLOW_DB_MAX_CONNECTIONS`.
 pub const DEFAULT_SQLITE_CONNECTIONS: u32 = 4;
 
 impl Db {

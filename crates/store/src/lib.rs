@@ -14,7 +14,7 @@ pub mod error;
 pub mod events;
 pub mod investigations;
 mod joins;
-mod nodelay;
+pub mod nodelay;
 pub mod organisation;
 pub mod read_cache;
 pub mod reads;

@@ -18,13 +18,32 @@
 
 /// Sets `TCP_NODELAY` on every TCP socket of this process whose peer port is `port` and that
 /// does not have it yet; returns how many it set.
-#[cfg(target_os = "linux")]
 pub(crate) fn set_on_sockets_to(port: u16) -> usize {
+    let mut set = 0;
+    for_each_socket(|socket| {
+        let to_database = socket
+            .peer_addr()
+            .ok()
+            .and_then(|address| address.as_socket())
+            .is_some_and(|address| address.port() == port);
+        if to_database
+            && socket.tcp_nodelay().is_ok_and(|on| !on)
+            && socket.set_tcp_nodelay(true).is_ok()
+        {
+            set += 1;
+        }
+    });
+    set
+}
+
+/// Calls `visit` with every socket this process has open (Linux: those in `/proc/self/fd`;
+/// elsewhere none). Also what the tests use to look at the pool's sockets.
+#[cfg(target_os = "linux")]
+pub fn for_each_socket(mut visit: impl FnMut(socket2::SockRef<'_>)) {
     use std::os::fd::{BorrowedFd, RawFd};
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return 0;
+        return;
     };
-    let mut set = 0;
     for entry in entries.flatten() {
         let Some(fd) = entry
             .file_name()
@@ -38,32 +57,18 @@ pub(crate) fn set_on_sockets_to(port: u16) -> usize {
         if !is_socket {
             continue;
         }
-        // SAFETY: the descriptor is only borrowed for three socket calls (getpeername,
+        // SAFETY: the descriptor is only borrowed for socket calls (getpeername, getsockname,
         // getsockopt, setsockopt), none of which touches memory of ours. Should another thread
         // close it meanwhile, they fail with EBADF; should the number be reused at once, they
-        // apply to that descriptor, and the option is set only on a TCP socket whose peer is
-        // the database's port — one of the pool's, where it belongs.
+        // apply to that descriptor, and `set_on_sockets_to` sets the option only on a TCP
+        // socket whose peer is the database's port — one of the pool's, where it belongs.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        let socket = socket2::SockRef::from(&fd);
-        let to_database = socket
-            .peer_addr()
-            .ok()
-            .and_then(|address| address.as_socket())
-            .is_some_and(|address| address.port() == port);
-        if to_database
-            && socket.tcp_nodelay().is_ok_and(|on| !on)
-            && socket.set_tcp_nodelay(true).is_ok()
-        {
-            set += 1;
-        }
+        visit(socket2::SockRef::from(&fd));
     }
-    set
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn set_on_sockets_to(_port: u16) -> usize {
-    0
-}
+pub fn for_each_socket(_visit: impl FnMut(socket2::SockRef<'_>)) {}
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
