@@ -12,9 +12,8 @@
 #   PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres   (a role that may create databases)
 #   PG_LOG=…             the PostgreSQL server log (for capturing the statements of W1–W3);
 #                        default: /var/log/postgresql/postgresql-*-main.log
-#   PG_POOL=4            the server's PostgreSQL pool (RKFLOW_DB_MAX_CONNECTIONS): about twice
-#                        PostgreSQL's cores, as the README advises; the default of 16 would make
-#                        its backends take turns on two cores (BENCHMARKS.md). SQLite keeps 4.
+#   PG_POOL=             the server's PostgreSQL pool (RKFLOW_DB_MAX_CONNECTIONS); default: the
+#                        server's own (twice the cores, 4-32). SQLite keeps its default (4).
 #   OUT=target/bench/<timestamp>
 #   REUSE_SEED=1         keep a PostgreSQL database and a SQLite file seeded earlier with the
 #                        same N and SEED (rkflow_bench_<N>, target/bench/sqlite-<N>-<SEED>.db,
@@ -32,7 +31,7 @@ WARMUP=${WARMUP:-2}
 CONCURRENCY=${CONCURRENCY:-"1 16"}
 BACKENDS=${BACKENDS:-"postgres sqlite"}
 SEED=${SEED:-2019}
-PG_POOL=${PG_POOL:-4}
+PG_POOL=${PG_POOL:-}
 PORT=${PORT:-18080}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 PG_DB=rkflow_bench_${N}
@@ -71,15 +70,18 @@ BIN=$ROOT/target/release
 
 info "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
 info "PostgreSQL: $(psql -d postgres -Atc 'show server_version') (shared_buffers $(psql -d postgres -Atc 'show shared_buffers')); $(rustc --version)"
-info "N=$N investigations, seed $SEED, ${DURATION} s per run after ${WARMUP} s warm-up, concurrency: $CONCURRENCY, PostgreSQL pool $PG_POOL connections (SQLite 4)"
+info "N=$N investigations, seed $SEED, ${DURATION} s per run after ${WARMUP} s warm-up, concurrency: $CONCURRENCY, PostgreSQL pool ${PG_POOL:-default} connections (SQLite 4)"
 
 SERVER_PID=
-start_server() { # url pool
-  RKFLOW_LOG=warn RKFLOW_DB_MAX_CONNECTIONS=$2 "$BIN/rkflow" serve --database-url "$1" --listen "127.0.0.1:$PORT" \
+start_server() { # url [pool]
+  RKFLOW_LOG=warn env ${2:+RKFLOW_DB_MAX_CONNECTIONS=$2} "$BIN/rkflow" serve --database-url "$1" --listen "127.0.0.1:$PORT" \
     > "$OUT/server-$LABEL.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && return 0
+    if curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then
+      info "$LABEL pool: $(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '$1 == "rkflow_db_pool_max_connections" {print $2}') connections"
+      return 0
+    fi
     sleep 0.05
   done
   echo "run.sh: the server did not get ready" >&2
@@ -183,7 +185,7 @@ for LABEL in $BACKENDS; do
     echo "== sqlite: statements per request"
     "$BIN/rkflow-bench" statements --database-url "$SQLITE_RUN" --label "$LABEL" --json-out "$RESULTS"
     echo "== sqlite: load"
-    start_server "$SQLITE_RUN" 4
+    start_server "$SQLITE_RUN"
     for w in w1 w2 w3 w4; do
       for c in $CONCURRENCY; do load "$w" "$c"; done
     done

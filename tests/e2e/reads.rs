@@ -103,7 +103,7 @@ async fn more_queries_than_connections_all_answer_and_keep_their_sessions_alive(
         let flow = Flow::new(&server, &org);
         flow.investigation_in(Phase::Proposal).await;
         let connections = if server.label == "postgres" {
-            rkflow_store::db::DEFAULT_POSTGRES_CONNECTIONS
+            rkflow_store::db::default_postgres_connections()
         } else {
             rkflow_store::db::DEFAULT_SQLITE_CONNECTIONS
         } as usize;

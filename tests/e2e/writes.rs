@@ -1,5 +1,5 @@
-//! Concurrent writers: every write is kept, in turn, and on SQLite the writers of one process
-//! queue for their turn without holding a pooled connection (`Db::begin_write`).
+//! Concurrent writers: every write is kept, in turn, and the writers of one process queue for
+//! their turns without holding pooled connections (`Db::begin_write`).
 
 use crate::support::{Flow, version_numbers};
 use chrono::Utc;
@@ -145,6 +145,61 @@ async fn waiting_sqlite_writers_leave_the_connections_to_readers() {
     file.remove().await;
 }
 
+/// Writers stuck behind another session's lock — PostgreSQL's audit chain head, which every
+/// write takes last, or SQLite's write lock — hold no more than their turns' connections
+/// (`db::concurrent_writers`): with a pool of 4 and eight writes waiting, a query still
+/// answers. (Before the turns, on PostgreSQL the writers held every connection and the query
+/// failed after the pool's acquire timeout; a command's answer, then read after its commit,
+/// waited too.) Once the lock is gone every write is answered, numbered in turn.
+#[tokio::test]
+async fn writers_waiting_for_a_lock_leave_connections_to_queries() {
+    for_each_backend(|db| async move {
+        let server = TestServer::start_with(&db, |config| {
+            config.database_max_connections = Some(4);
+        })
+        .await;
+        let org = org(&server).await;
+        let flow = Flow::new(&server, &org);
+        let id = flow.propose_joint("Wachtende schrijvers").await;
+
+        let blocker = Db::connect(&db.url).await.expect("a second session");
+        let lock = blocker.begin_write().await.expect("a write transaction");
+        if blocker.is_postgres() {
+            lock.execute_unprepared("SELECT seq FROM audit_head FOR UPDATE")
+                .await
+                .expect("lock the audit chain's head");
+        }
+        let writes = futures::future::join_all((0..8).map(|i| {
+            flow.submit_input(
+                "secretary_h",
+                &id,
+                json!({ "kind": "PROPOSAL", "content": format!("# Versie {i}\n") }),
+            )
+        }));
+        let read_while_stuck = async {
+            // Let the writes reach the lock.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let read = flow.investigation("chair_b", &id).await;
+            lock.rollback().await.expect("release the lock");
+            read
+        };
+        let (answers, read) = tokio::join!(writes, read_while_stuck);
+        assert_eq!(read["id"], json!(id), "{}: {read}", db.label);
+        let numbers: BTreeSet<i64> = answers
+            .iter()
+            .map(|answer| {
+                answer.data()["submitDocumentVersion"]["number"]
+                    .as_i64()
+                    .expect("a version number")
+            })
+            .collect();
+        assert_eq!(numbers, (1..=8).collect(), "{}", db.label);
+        blocker.close().await;
+        server.stop().await;
+    })
+    .await;
+}
+
 /// sqlx leaves Nagle's algorithm on; `Db` switches it off on every PostgreSQL connection
 /// (`crates/store/src/nodelay.rs`), or a statement of more than 16 KB over TLS — a 20 KB
 /// version's text — waits for the backend's delayed acknowledgement (40 ms). Each connection
@@ -162,7 +217,7 @@ async fn postgres_connections_send_without_waiting_for_acknowledgements() {
     let db = Db::connect_with(&admin_url, Some(3))
         .await
         .expect("connect");
-    let held = futures::future::join_all((0..3).map(|_| db.begin_write())).await;
+    let held = futures::future::join_all((0..3).map(|_| db.begin_read())).await;
     let mut ports = BTreeSet::new();
     for transaction in held {
         let transaction = transaction.expect("a connection");

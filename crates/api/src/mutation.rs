@@ -20,7 +20,7 @@ use rkflow_domain::{
     Command, CommissionId, DocumentId, ExtensionId, Grant, RecommendationId, ResponseId, Scope,
     UserId, VersionId,
 };
-use rkflow_store::investigations::VersionBody;
+use rkflow_store::investigations::{Executed, VersionBody};
 use rkflow_store::{accounts, audit, investigations, organisation};
 use std::io::Read;
 use uuid::Uuid;
@@ -68,17 +68,19 @@ fn require_admin<'a>(ctx: &Context<'a>, action: AdminAction) -> ApiResult<&'a au
     Ok(session)
 }
 
-/// Runs one command on an investigation and publishes its audit events.
+/// Runs one command on an investigation, publishes its audit events and answers the
+/// investigation as the command left it, as the caller sees it (read in the command's own
+/// transaction: no second connection, and no later writer's state).
 async fn run(
     ctx: &Context<'_>,
     id: Uuid,
     command: Command,
     body: Option<VersionBody>,
-) -> ApiResult<()> {
+) -> ApiResult<InvestigationObject> {
     session(ctx)?;
     let state = state(ctx);
     let request = request(ctx);
-    let written = investigations::execute(
+    let executed = investigations::execute(
         &state.db,
         &request.origin(),
         state.clock.now(),
@@ -88,26 +90,24 @@ async fn run(
         body,
     )
     .await?;
-    state.events.publish(written);
-    Ok(())
+    answer(ctx, executed)
 }
 
-/// The investigation as it is after a command (read fresh, not from the request's cache).
-async fn fresh(ctx: &Context<'_>, id: Uuid) -> ApiResult<InvestigationObject> {
-    let loaded = investigations::load(&state(ctx).db, id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    InvestigationObject::for_actor(loaded, &request(ctx).actor()).ok_or_else(ApiError::not_found)
+/// Publishes a command's audit events; its investigation as the caller sees it.
+fn answer(ctx: &Context<'_>, executed: Executed) -> ApiResult<InvestigationObject> {
+    state(ctx).events.publish(executed.written);
+    InvestigationObject::for_actor(executed.investigation, &request(ctx).actor())
+        .ok_or_else(ApiError::not_found)
 }
 
-async fn command_then_fresh(
+/// [`run`] for a mutation that names its investigation by `investigationId`.
+async fn command_on(
     ctx: &Context<'_>,
     investigation_id: &ID,
     command: Command,
 ) -> ApiResult<InvestigationObject> {
     let id = parse_input_id("investigationId", investigation_id)?;
-    run(ctx, id, command, None).await?;
-    fresh(ctx, id).await
+    run(ctx, id, command, None).await
 }
 
 #[derive(InputObject)]
@@ -155,12 +155,7 @@ async fn colleges(ctx: &Context<'_>, field: &str, ids: &[ID]) -> ApiResult<Vec<U
 }
 
 /// The response as stored after a command.
-async fn fresh_response(
-    ctx: &Context<'_>,
-    investigation: Uuid,
-    response: Uuid,
-) -> ApiResult<ResponseObject> {
-    let found = fresh(ctx, investigation).await?;
+fn response_in(found: InvestigationObject, response: Uuid) -> ApiResult<ResponseObject> {
     let domain = &found.loaded.domain;
     let state = domain
         .responses
@@ -181,13 +176,11 @@ async fn fresh_response(
 }
 
 /// A recommendation as stored after a command, as the caller sees it.
-async fn fresh_recommendation(
-    ctx: &Context<'_>,
-    investigation: Uuid,
+fn recommendation_in(
+    found: InvestigationObject,
     recommendation: Uuid,
 ) -> ApiResult<RecommendationObject> {
-    fresh(ctx, investigation)
-        .await?
+    found
         .recommendation_objects()
         .into_iter()
         .find(|r| r.model.id == recommendation)
@@ -195,12 +188,7 @@ async fn fresh_recommendation(
 }
 
 /// The extension request as stored after a command.
-async fn fresh_extension(
-    ctx: &Context<'_>,
-    investigation: Uuid,
-    request: Uuid,
-) -> ApiResult<ExtensionRequestObject> {
-    let found = fresh(ctx, investigation).await?;
+fn extension_in(found: InvestigationObject, request: Uuid) -> ApiResult<ExtensionRequestObject> {
     found
         .loaded
         .extensions
@@ -603,7 +591,7 @@ impl MutationRoot {
             .collect::<ApiResult<Vec<Uuid>>>()?;
         let state = state(ctx);
         let request = request(ctx);
-        let (id, written) = investigations::propose(
+        let executed = investigations::propose(
             &state.db,
             &request.origin(),
             state.clock.now(),
@@ -617,8 +605,7 @@ impl MutationRoot {
             },
         )
         .await?;
-        state.events.publish(written);
-        fresh(ctx, id).await
+        answer(ctx, executed)
     }
 
     /// A CHAIR assigns a rapporteur for their own participating commission.
@@ -633,7 +620,7 @@ impl MutationRoot {
             user: UserId(parse_input_id("userId", &user_id)?),
             commission: CommissionId(parse_input_id("commissionId", &commission_id)?),
         };
-        command_then_fresh(ctx, &investigation_id, command).await
+        command_on(ctx, &investigation_id, command).await
     }
 
     async fn submit_document_version(
@@ -662,11 +649,15 @@ impl MutationRoot {
             new_document: DocumentId::new(),
             new_version,
         };
-        run(ctx, id, command, Some(body)).await?;
-        let version = investigations::find_version(&state(ctx).db.conn, new_version.0)
-            .await?
-            .ok_or_else(|| ApiError::internal(&"the new version is missing"))?;
-        Ok(VersionObject(version))
+        let found = run(ctx, id, command, Some(body)).await?;
+        found
+            .loaded
+            .versions
+            .iter()
+            .find(|v| v.id == new_version.0)
+            .cloned()
+            .map(VersionObject)
+            .ok_or_else(|| ApiError::internal(&"the new version is missing"))
     }
 
     /// Recommendations are added in RESEARCH and numbered in order.
@@ -679,7 +670,7 @@ impl MutationRoot {
     ) -> ApiResult<RecommendationObject> {
         let id = parse_input_id("investigationId", &investigation_id)?;
         let recommendation = RecommendationId::new();
-        run(
+        let found = run(
             ctx,
             id,
             Command::AddRecommendation {
@@ -690,7 +681,7 @@ impl MutationRoot {
             None,
         )
         .await?;
-        fresh_recommendation(ctx, id, recommendation.0).await
+        recommendation_in(found, recommendation.0)
     }
 
     /// The rebuttal mode and, optionally, its due date (else the policy term applies).
@@ -707,7 +698,7 @@ impl MutationRoot {
                 due_date: due_date.map(|d| d.0),
             },
         };
-        command_then_fresh(ctx, &investigation_id, command).await
+        command_on(ctx, &investigation_id, command).await
     }
 
     /// Records the approval of the current gate by the caller's commission(s); the last one
@@ -726,7 +717,7 @@ impl MutationRoot {
             comment,
             phase: phase.map(Into::into),
         };
-        command_then_fresh(ctx, &investigation_id, command).await
+        command_on(ctx, &investigation_id, command).await
     }
 
     /// Voids every approval of the current gate, with the reason.
@@ -736,7 +727,7 @@ impl MutationRoot {
         investigation_id: ID,
         reason: String,
     ) -> ApiResult<InvestigationObject> {
-        command_then_fresh(ctx, &investigation_id, Command::RequestChanges { reason }).await
+        command_on(ctx, &investigation_id, Command::RequestChanges { reason }).await
     }
 
     /// Starts the factual check (ambtelijk wederhoor): a deadline per concerned municipality,
@@ -750,7 +741,7 @@ impl MutationRoot {
         let command = Command::StartFactualCheck {
             due_date: due_date.map(|d| d.0),
         };
-        command_then_fresh(ctx, &investigation_id, command).await
+        command_on(ctx, &investigation_id, command).await
     }
 
     /// Files a college's response (bestuurlijke reactie): JOINT for several colleges (it counts
@@ -784,8 +775,7 @@ impl MutationRoot {
             document: DocumentId::new(),
             version: VersionId::new(),
         });
-        run(ctx, id, command, Some(body)).await?;
-        fresh_response(ctx, id, response.0).await
+        response_in(run(ctx, id, command, Some(body)).await?, response.0)
     }
 
     /// Co-signs a JOINT response for the caller's college, so that it counts for it too.
@@ -802,8 +792,7 @@ impl MutationRoot {
         let command = Command::CosignResponse {
             response: ResponseId(response),
         };
-        run(ctx, id, command, None).await?;
-        fresh_response(ctx, id, response).await
+        response_in(run(ctx, id, command, None).await?, response)
     }
 
     /// A college contact asks to move its college's deadline.
@@ -825,8 +814,7 @@ impl MutationRoot {
             proposed_due_date: proposed_due_date.0,
             reason,
         };
-        run(ctx, id, command, None).await?;
-        fresh_extension(ctx, id, request.0).await
+        extension_in(run(ctx, id, command, None).await?, request.0)
     }
 
     /// A chair decides for their commission: granted when every participating commission
@@ -848,8 +836,7 @@ impl MutationRoot {
             grant,
             comment,
         };
-        run(ctx, id, command, None).await?;
-        fresh_extension(ctx, id, request).await
+        extension_in(run(ctx, id, command, None).await?, request)
     }
 
     /// A GRIFFIER records their council's decision on a recommendation; a later record
@@ -878,8 +865,7 @@ impl MutationRoot {
             decision: decision.into(),
             note,
         };
-        run(ctx, id, command, None).await?;
-        fresh_recommendation(ctx, id, recommendation).await
+        recommendation_in(run(ctx, id, command, None).await?, recommendation)
     }
 
     /// A COLLEGE_CONTACT reports on the implementation of a recommendation in their
@@ -902,8 +888,7 @@ impl MutationRoot {
             municipality: municipality.into(),
             text,
         };
-        run(ctx, id, command, None).await?;
-        fresh_recommendation(ctx, id, recommendation).await
+        recommendation_in(run(ctx, id, command, None).await?, recommendation)
     }
 
     async fn suspend_investigation(
@@ -912,7 +897,7 @@ impl MutationRoot {
         investigation_id: ID,
         reason: String,
     ) -> ApiResult<InvestigationObject> {
-        command_then_fresh(ctx, &investigation_id, Command::Suspend { reason }).await
+        command_on(ctx, &investigation_id, Command::Suspend { reason }).await
     }
 
     async fn resume_investigation(
@@ -920,7 +905,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         investigation_id: ID,
     ) -> ApiResult<InvestigationObject> {
-        command_then_fresh(ctx, &investigation_id, Command::Resume).await
+        command_on(ctx, &investigation_id, Command::Resume).await
     }
 
     async fn cancel_investigation(
@@ -929,7 +914,7 @@ impl MutationRoot {
         investigation_id: ID,
         reason: String,
     ) -> ApiResult<InvestigationObject> {
-        command_then_fresh(ctx, &investigation_id, Command::Cancel { reason }).await
+        command_on(ctx, &investigation_id, Command::Cancel { reason }).await
     }
 
     /// ADMIN only, and only when the server runs with --manual-clock (else FORBIDDEN). Moves

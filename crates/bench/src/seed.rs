@@ -500,7 +500,7 @@ impl Ctx {
             actor: Some(proposer.id),
             client: Some("bench-seed".into()),
         };
-        let (id, _) = investigations::propose(
+        let id = investigations::propose(
             &self.db,
             &origin,
             Utc::now(),
@@ -517,7 +517,9 @@ impl Ctx {
             },
         )
         .await
-        .context("propose")?;
+        .context("propose")?
+        .investigation
+        .id();
         let mut commands = 1;
         let cancel = |phase: Target| phase == cancel_in && target == Target::Cancelled;
 

@@ -257,7 +257,7 @@ async fn seed_investigation(
     let db = &api.db;
     let now = api.clock.now();
     let (bakker_origin, bakker) = actor("bakker@rkc-bloemendaal.demo");
-    let (id, _) = investigations::propose(
+    let id = investigations::propose(
         db,
         &bakker_origin,
         now,
@@ -270,7 +270,9 @@ async fn seed_investigation(
             scope_end: chrono::NaiveDate::from_ymd_opt(2019, 6, 30),
         },
     )
-    .await?;
+    .await?
+    .investigation
+    .id();
     let run = |who: &'static str, command: Command, body: Option<VersionBody>| {
         let (origin, actor) = actor(who);
         async move {

@@ -501,7 +501,7 @@ async fn repeated_operations_are_parsed_once() {
 async fn the_pool_size_is_configurable() {
     for db in TestDatabase::all().await {
         let default = if db.postgres.is_some() {
-            rkflow_store::db::DEFAULT_POSTGRES_CONNECTIONS
+            rkflow_store::db::default_postgres_connections()
         } else {
             rkflow_store::db::DEFAULT_SQLITE_CONNECTIONS
         };

@@ -13,7 +13,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Implements sea-orm's `ConnectionTrait` for `$type` by running every statement on its
 /// field `$field` (the pool for [`Db`], the transaction for [`WriteTransaction`]).
@@ -67,13 +67,29 @@ pub struct Db {
     pub calendar: Calendar,
     /// Decoded investigations kept between reads ([`crate::read_cache`]).
     pub read_cache: Arc<ReadCache>,
-    /// SQLite: the turn of this process's writers ([`Db::begin_write`]); `None` on PostgreSQL.
-    write_turn: Option<Arc<Mutex<()>>>,
+    /// The turns of this process's writers ([`Db::begin_write`], [`concurrent_writers`]).
+    write_turns: Arc<Semaphore>,
 }
 
 /// How long SQLite waits for its write lock (its busy timeout), and how long a writer of this
-/// process waits for its turn before that.
+/// process waits for its turn before that (on either backend).
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many write transactions of this process run at once ([`Db::begin_write`]); the other
+/// writers queue for a turn without holding a connection.
+///
+/// SQLite writes one transaction at a time. On PostgreSQL every write ends by taking the audit
+/// chain's head (`audit::append`, a row lock), so writers beyond a few only hold connections
+/// while they wait for it; at most half of what the pool has left beside the event listener's
+/// connection may write, so that reads (and a command's answer) always find a connection,
+/// however long writers wait for a lock.
+pub fn concurrent_writers(postgres: bool, max_connections: u32) -> usize {
+    if postgres {
+        (max_connections.saturating_sub(1) / 2).max(1) as usize
+    } else {
+        1
+    }
+}
 
 /// The key of the PostgreSQL advisory lock around migrations ("rkflow" in ASCII).
 pub const MIGRATION_LOCK: i64 = 0x726b_666c_6f77;
@@ -105,12 +121,16 @@ pub fn normalize_url(url: &str) -> String {
     }
 }
 
-/// Pooled PostgreSQL connections when nothing else is configured. Fewer serve reads faster
-/// where PostgreSQL has few cores (on two cores a pool of 4 served W2 35–50 % and W1 15–30 %
-/// more requests per second, BENCHMARKS.md), but not yet by default: a command answers by
-/// reading what it wrote on a second pooled connection after its commit, and when writers
-/// queued on the audit chain's head hold every connection, that answer waits for one.
-pub const DEFAULT_POSTGRES_CONNECTIONS: u32 = 16;
+/// Pooled PostgreSQL connections when nothing else is configured: twice the cores this
+/// process may use, between 4 and 32. Small rkflow installations run PostgreSQL on the same
+/// machine, and PostgreSQL serves most where its active backends are about twice its cores: on
+/// two cores a pool of 4 served W2 35–50 % and W1 15–30 % more requests per second than one
+/// of 16, with less CPU per request on both sides (BENCHMARKS.md). Where PostgreSQL runs on
+/// a machine of its own, size the pool to its cores with `RKFLOW_DB_MAX_CONNECTIONS`.
+pub fn default_postgres_connections() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from(2 * cores).unwrap_or(u32::MAX).clamp(4, 32)
+}
 
 /// Pooled SQLite connections when nothing else is configured. SQLite runs its reads in the
 /// server's process, on the cores the server has, and one write at a time: four connections
@@ -132,6 +152,11 @@ impl Db {
         let url = normalize_url(url);
         let sqlite = url.starts_with("sqlite:");
         let memory = url.contains(":memory:");
+        let pool_size = match (sqlite, memory) {
+            (true, true) => 1,
+            (true, false) => max_connections.unwrap_or(DEFAULT_SQLITE_CONNECTIONS),
+            (false, _) => max_connections.unwrap_or_else(default_postgres_connections),
+        };
         let mut options = ConnectOptions::new(url.clone());
         options
             .sqlx_logging(false)
@@ -142,11 +167,7 @@ impl Db {
             // SQLite connection behind the pool's back, so it is not pinged before use.
             options
                 .test_before_acquire(false)
-                .max_connections(if memory {
-                    1
-                } else {
-                    max_connections.unwrap_or(DEFAULT_SQLITE_CONNECTIONS)
-                })
+                .max_connections(pool_size)
                 .min_connections(1)
                 .idle_timeout(None::<Duration>)
                 .map_sqlx_sqlite_opts(|opts| {
@@ -163,9 +184,7 @@ impl Db {
             // connections idle for a second failed requests there). BENCHMARKS.md has its cost.
             // A query's read transaction skips it and begins again when its `BEGIN` fails
             // (`ReadView::begin`).
-            options
-                .max_connections(max_connections.unwrap_or(DEFAULT_POSTGRES_CONNECTIONS))
-                .min_connections(1);
+            options.max_connections(pool_size).min_connections(1);
             // Every new connection: TCP_NODELAY, which sqlx leaves off (`crate::nodelay`).
             // (This replaces sea-orm's own `after_connect`, used only for a schema search path,
             // which rkflow does not set.)
@@ -193,7 +212,7 @@ impl Db {
             statements,
             calendar: Calendar::default(),
             read_cache: Arc::new(ReadCache::default()),
-            write_turn: sqlite.then(Arc::default),
+            write_turns: Arc::new(Semaphore::new(concurrent_writers(!sqlite, pool_size))),
         })
     }
 
@@ -266,26 +285,26 @@ impl Db {
     /// before the state is read and two writers never both decide on the same state; on
     /// PostgreSQL the commands lock the rows they decide on (`SELECT … FOR UPDATE`).
     ///
-    /// SQLite writes one transaction at a time, and a writer that finds the lock taken polls
-    /// for it (sleeps of up to 100 ms within the busy timeout) while holding a pooled
-    /// connection. So the writers of this process first queue for their turn, first come first
-    /// served, without a connection; the transaction holds the turn until it ends. Measured
-    /// (W3 at 16 concurrent writers, BENCHMARKS.md): p99 594 → 159 ms, peak RSS 84 → 76 MB.
-    /// Other processes on the same file still meet the busy timeout.
+    /// A writer that waits for a lock holds its pooled connection while it waits: SQLite's
+    /// writer polls for the write lock (sleeps of up to 100 ms within the busy timeout), and
+    /// PostgreSQL's for the audit chain's head. So the writers of this process first queue for
+    /// a turn ([`concurrent_writers`]), first come first served, without a connection; the
+    /// transaction holds the turn until it ends. Measured on SQLite (W3 at 16 concurrent
+    /// writers, BENCHMARKS.md): p99 594 → 159 ms, peak RSS 84 → 76 MB. Other processes on the
+    /// same database still meet the busy timeout or the row locks.
     pub async fn begin_write(&self) -> StoreResult<WriteTransaction> {
-        let turn = match &self.write_turn {
-            Some(turn) => Some(
-                tokio::time::timeout(SQLITE_BUSY_TIMEOUT, turn.clone().lock_owned())
-                    .await
-                    .map_err(|_| {
-                        DbErr::Custom(format!(
-                            "no turn to write within {} s",
-                            SQLITE_BUSY_TIMEOUT.as_secs()
-                        ))
-                    })?,
-            ),
-            None => None,
-        };
+        let turn = tokio::time::timeout(
+            SQLITE_BUSY_TIMEOUT,
+            self.write_turns.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| {
+            DbErr::Custom(format!(
+                "no turn to write within {} s",
+                SQLITE_BUSY_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|_| DbErr::Custom("the database is closing".to_string()))?;
         let transaction = self
             .conn
             .begin_with_options(TransactionOptions {
@@ -311,11 +330,11 @@ impl Db {
 }
 
 /// A write transaction from [`Db::begin_write`]: sea-orm's transaction (which it dereferences
-/// to) and, on SQLite, this process's turn to write, given to the next writer when the
-/// transaction ends (commit, rollback or drop).
+/// to) and this process's turn to write, given to the next writer when the transaction ends
+/// (commit, rollback or drop).
 pub struct WriteTransaction {
     transaction: DatabaseTransaction,
-    _turn: Option<OwnedMutexGuard<()>>,
+    _turn: OwnedSemaphorePermit,
 }
 
 impl WriteTransaction {
@@ -337,3 +356,41 @@ impl Deref for WriteTransaction {
 }
 
 delegate_connection!(WriteTransaction, transaction);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_writes_one_transaction_at_a_time_whatever_the_pool() {
+        for pool in [1, 4, 16, 1000] {
+            assert_eq!(concurrent_writers(false, pool), 1);
+        }
+    }
+
+    #[test]
+    fn postgres_writers_leave_connections_to_readers_and_the_listener() {
+        for pool in 1..=1000 {
+            let writers = concurrent_writers(true, pool);
+            assert!(writers >= 1, "{pool}");
+            if pool >= 3 {
+                // The listener's connection, the writers', and at least as many for reads.
+                let readers = pool as usize - 1 - writers;
+                assert!(
+                    readers >= writers,
+                    "{pool}: {writers} writers, {readers} readers"
+                );
+            }
+        }
+        assert_eq!(concurrent_writers(true, 4), 1);
+        assert_eq!(concurrent_writers(true, 16), 7);
+    }
+
+    #[test]
+    fn the_default_postgres_pool_is_twice_the_cores_within_bounds() {
+        let pool = default_postgres_connections();
+        assert!((4..=32).contains(&pool), "{pool}");
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        assert_eq!(pool as usize, (2 * cores).clamp(4, 32));
+    }
+}

@@ -827,7 +827,7 @@ pub async fn propose(
     now: DateTime<Utc>,
     actor: &Actor,
     new: NewInvestigation,
-) -> StoreResult<(Uuid, Written)> {
+) -> StoreResult<Executed> {
     let commission_ids = &new.commission_ids;
     let txn = db.begin_write().await?;
     let found = organisation::commissions_by_ids(&txn, commission_ids).await?;
@@ -858,13 +858,47 @@ pub async fn propose(
             scope_end: new.scope_end,
         },
     )?;
-    let written = write_changes(&txn, origin, now, id.0, &changes, None).await?;
+    let (written, after) = write_changes(&txn, origin, now, id.0, &changes, None).await?;
+    let investigation = assemble_after(&txn, db, after).await?;
     txn.commit().await?;
-    Ok((id.0, written))
+    Ok(Executed {
+        written,
+        investigation,
+    })
+}
+
+/// What a command did: its audit events (for the subscription) and the investigation as it
+/// left it, read in its own transaction, so that its answer shows exactly that state and
+/// needs no second connection after the commit (`db::concurrent_writers`).
+#[derive(Debug)]
+pub struct Executed {
+    pub written: Written,
+    pub investigation: Arc<Loaded>,
+}
+
+/// The investigation as a transaction's last snapshot refresh read it, with its commissions.
+/// Not kept in the read cache, as in [`load_for_update`].
+async fn assemble_after(
+    txn: &DatabaseTransaction,
+    db: &Db,
+    (row, children): (investigation::Model, Children),
+) -> StoreResult<Arc<Loaded>> {
+    let commission_ids: Vec<Uuid> = children
+        .participants
+        .iter()
+        .map(|p| p.commission_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let commissions = organisation::commissions_by_ids(txn, &commission_ids).await?;
+    assemble(&db.calendar, vec![row], commissions, children)?
+        .pop()
+        .map(Arc::new)
+        .ok_or_else(|| StoreError::corrupt("an investigation was not assembled".to_string()))
 }
 
 /// Runs one command on one investigation in one transaction: lock and re-read, decide, write
-/// the changes and their audit events, commit.
+/// the changes and their audit events, read the result, commit.
 pub async fn execute(
     db: &Db,
     origin: &Origin,
@@ -873,7 +907,7 @@ pub async fn execute(
     id: Uuid,
     command: Command,
     body: Option<VersionBody>,
-) -> StoreResult<Written> {
+) -> StoreResult<Executed> {
     let txn = db.begin_write().await?;
     let Some(loaded) = load_for_update(&txn, db, id).await? else {
         return Err(DomainError::NotFound.into());
@@ -889,9 +923,13 @@ pub async fn execute(
             return Err(DomainError::bad_input("userId", "no active user with this id").into());
         }
     }
-    let written = write_changes(&txn, origin, now, id, &changes, body.as_ref()).await?;
+    let (written, after) = write_changes(&txn, origin, now, id, &changes, body.as_ref()).await?;
+    let investigation = assemble_after(&txn, db, after).await?;
     txn.commit().await?;
-    Ok(written)
+    Ok(Executed {
+        written,
+        investigation,
+    })
 }
 
 async fn update_investigation(
@@ -908,6 +946,8 @@ async fn update_investigation(
     Ok(())
 }
 
+/// Writes a command's changes, refreshes the snapshot and appends the audit events; answers
+/// the events and the investigation's rows as the refresh read them.
 async fn write_changes(
     txn: &DatabaseTransaction,
     origin: &Origin,
@@ -915,11 +955,13 @@ async fn write_changes(
     id: Uuid,
     changes: &[Change],
     body: Option<&VersionBody>,
-) -> StoreResult<Written> {
+) -> StoreResult<(Written, (investigation::Model, Children))> {
     for change in changes {
         write_change(txn, origin, now, id, change, body).await?;
     }
-    snapshot::refresh(txn, id).await?;
+    let after = snapshot::refresh(txn, id)
+        .await?
+        .ok_or_else(|| StoreError::corrupt(format!("investigation {id} vanished while written")))?;
     let events: Vec<NewEvent<'_>> = changes
         .iter()
         .map(|change| NewEvent {
@@ -928,7 +970,7 @@ async fn write_changes(
             data: serde_json::to_value(change).unwrap_or(serde_json::Value::Null),
         })
         .collect();
-    audit::append(txn, origin, now, &events).await
+    Ok((audit::append(txn, origin, now, &events).await?, after))
 }
 
 async fn write_change(
@@ -1756,7 +1798,11 @@ pub async fn tick(
             txn.rollback().await?;
             continue;
         }
-        written.extend(write_changes(&txn, &system, now, id, &changes, None).await?);
+        written.extend(
+            write_changes(&txn, &system, now, id, &changes, None)
+                .await?
+                .0,
+        );
         txn.commit().await?;
     }
     Ok(written)

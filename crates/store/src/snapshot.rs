@@ -40,12 +40,16 @@ pub(crate) fn decode(snapshot: &investigation_snapshot::Model) -> Option<Childre
 }
 
 /// Rewrites an investigation's snapshot from its tables (inside the caller's transaction,
-/// which has locked the investigation or holds SQLite's write lock).
-pub(crate) async fn refresh<C: ConnectionTrait>(txn: &C, id: Uuid) -> StoreResult<()> {
+/// which has locked the investigation or holds SQLite's write lock); answers the row and the
+/// rows below it that it wrote (`None`: no such investigation).
+pub(crate) async fn refresh<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+) -> StoreResult<Option<(investigation::Model, Children)>> {
     let Some(row) = investigation::Entity::find_by_id(id).one(txn).await? else {
-        return Ok(());
+        return Ok(None);
     };
-    let children = fetch_children(txn, &[row]).await?;
+    let children = fetch_children(txn, std::slice::from_ref(&row)).await?;
     let body = serde_json::to_string(&children)
         .map_err(|e| StoreError::corrupt(format!("snapshot of {id} not serialisable: {e}")))?;
     investigation_snapshot::Entity::insert(investigation_snapshot::ActiveModel {
@@ -63,7 +67,7 @@ pub(crate) async fn refresh<C: ConnectionTrait>(txn: &C, id: Uuid) -> StoreResul
     )
     .exec_without_returning(txn)
     .await?;
-    Ok(())
+    Ok(Some((row, children)))
 }
 
 /// Writes the snapshot of every investigation that has none or one of another format, each
