@@ -63,22 +63,15 @@ pub async fn visible_investigation(ctx: &Context<'_>, id: Uuid) -> ApiResult<Inv
         .await
         .map_err(load_failed)?
         .ok_or_else(ApiError::not_found)?;
-    // Its commissions came with it: no second read when a field asks for them.
-    loaders(ctx)
-        .commissions
-        .feed_many(
-            loaded
-                .commissions
-                .iter()
-                .map(|c| (c.commission.id, c.clone())),
-        )
-        .await;
+    // Its commissions and their municipalities came with it: no second read when a field
+    // asks for them (a deadline's or a response's college, say).
+    feed_commissions(ctx, [&*loaded]).await;
     InvestigationObject::for_actor(loaded, &request(ctx).actor()).ok_or_else(ApiError::not_found)
 }
 
-/// Puts the users, commissions and (when the query asks for them) municipalities a page of
-/// investigations refers to into the request's loader caches: users and municipalities in one
-/// batch each, the commissions as loaded with the investigations. The nested fields of the
+/// Puts the users, commissions and municipalities a page of investigations refers to into the
+/// request's loader caches: the users in one batch, the commissions and their municipalities as
+/// loaded with the investigations. The nested fields of the
 /// nodes are then answered from the caches, so a page costs the same statements however long
 /// it is and however the executor interleaves its fields (a batch that fires while later
 /// nodes are still being resolved would otherwise be followed by another).
@@ -86,34 +79,39 @@ async fn prime_loaders<'a>(
     ctx: &Context<'_>,
     nodes: impl Iterator<Item = &'a Arc<Loaded>>,
 ) -> ApiResult<()> {
+    let nodes: Vec<&Loaded> = nodes.map(|loaded| &**loaded).collect();
     let mut users = BTreeSet::new();
-    let mut commissions = Vec::new();
-    let mut municipalities = BTreeSet::new();
-    for loaded in nodes {
+    for loaded in &nodes {
         users.extend(loaded.versions.iter().map(|v| v.author_id));
         users.extend(loaded.approvals.iter().map(|a| a.approved_by));
         users.extend(loaded.rapporteurs.iter().map(|r| r.user_id));
+    }
+    feed_commissions(ctx, nodes).await;
+    loaders(ctx)
+        .users
+        .load_many(users)
+        .await
+        .map_err(load_failed)?;
+    Ok(())
+}
+
+/// Puts the commissions loaded with investigations, and their municipalities, into the
+/// request's loader caches.
+async fn feed_commissions<'a>(
+    ctx: &Context<'_>,
+    investigations: impl IntoIterator<Item = &'a Loaded>,
+) {
+    let mut commissions = Vec::new();
+    let mut municipalities = Vec::new();
+    for loaded in investigations {
         for c in &loaded.commissions {
-            municipalities.extend(c.municipalities.iter().copied());
+            municipalities.extend(c.municipalities.iter().map(|m| (m.id, m.clone())));
             commissions.push((c.commission.id, c.clone()));
         }
     }
     let loaders = loaders(ctx);
-    // Loaded with the investigations: no second read.
     loaders.commissions.feed_many(commissions).await;
-    let node = ctx.look_ahead().field("edges").field("node");
-    let wants_municipalities = node.field("municipalities").exists()
-        || node.field("commissions").field("municipalities").exists();
-    let users = loaders.users.load_many(users);
-    if wants_municipalities {
-        let municipalities = loaders.municipalities.load_many(municipalities);
-        let (users, municipalities) = futures::join!(users, municipalities);
-        municipalities.map_err(load_failed)?;
-        users.map_err(load_failed)?;
-    } else {
-        users.await.map_err(load_failed)?;
-    }
-    Ok(())
+    loaders.municipalities.feed_many(municipalities).await;
 }
 
 async fn investigation_page(

@@ -365,19 +365,14 @@ impl CommissionObject {
         &self.0.commission.name
     }
 
-    async fn municipalities(&self, ctx: &Context<'_>) -> ApiResult<Vec<MunicipalityObject>> {
-        let found = loaders(ctx)
-            .municipalities
-            .load_many(self.0.municipalities.iter().copied())
-            .await
-            .map_err(load_failed)?;
-        Ok(self
-            .0
+    // Read with the commission (`organisation::with_municipalities`).
+    async fn municipalities(&self) -> Vec<MunicipalityObject> {
+        self.0
             .municipalities
             .iter()
-            .filter_map(|id| found.get(id).cloned())
+            .cloned()
             .map(MunicipalityObject)
-            .collect())
+            .collect()
     }
 
     /// Term of the administrative rebuttal in days (the commission's policy).

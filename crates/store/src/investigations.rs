@@ -670,7 +670,7 @@ fn assemble(
                 .map(|c| Participant {
                     id: c.commission.id.into(),
                     name: c.commission.name.clone(),
-                    municipalities: c.municipalities.iter().map(|m| (*m).into()).collect(),
+                    municipalities: c.municipality_ids().map(Into::into).collect(),
                 })
                 .collect(),
             rapporteurs: rapporteurs
@@ -843,7 +843,7 @@ pub async fn propose(
         .map(|c| Participant {
             id: c.commission.id.into(),
             name: c.commission.name.clone(),
-            municipalities: c.municipalities.iter().map(|m| (*m).into()).collect(),
+            municipalities: c.municipality_ids().map(Into::into).collect(),
         })
         .collect();
     let id = InvestigationId::new();

@@ -4,23 +4,31 @@ use crate::Db;
 use crate::audit::{self, Origin};
 use crate::entity::{commission, commission_municipality, municipality};
 use crate::error::{StoreError, StoreResult};
-use crate::joins::with_children;
+use crate::joins::to_children;
 use chrono::{DateTime, Utc};
 use rkflow_domain::DomainError;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, RelationDef,
+};
 use serde_json::json;
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Default terms of a new commission (days), until its policy says otherwise.
 pub const DEFAULT_REBUTTAL_TERM_DAYS: i32 = 21;
 pub const DEFAULT_FACTUAL_CHECK_TERM_DAYS: i32 = 21;
 
-/// A commission with the municipalities it serves.
+/// A commission with the municipalities it serves (by id).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommissionWithMunicipalities {
     pub commission: commission::Model,
-    pub municipalities: Vec<Uuid>,
+    pub municipalities: Vec<municipality::Model>,
+}
+
+impl CommissionWithMunicipalities {
+    pub fn municipality_ids(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.municipalities.iter().map(|m| m.id)
+    }
 }
 
 fn unique_name(err: StoreError, what: &str) -> StoreError {
@@ -104,9 +112,11 @@ pub async fn create_commission(
     )
     .await?;
     txn.commit().await?;
+    let mut municipalities = found;
+    municipalities.sort_by_key(|m| m.id);
     Ok(CommissionWithMunicipalities {
         commission: model,
-        municipalities: municipality_ids.to_vec(),
+        municipalities,
     })
 }
 
@@ -173,34 +183,47 @@ pub async fn commissions_by_ids<C: ConnectionTrait>(
     .await
 }
 
-/// Commissions with their municipalities (in the order of their ids), in one statement.
+/// Commissions with their municipalities (in the order of their ids), in one statement: the
+/// commissions joined to their links and the links to the municipalities, so that whoever
+/// shows a commission's municipalities (or their councils and colleges) reads nothing more.
 async fn with_municipalities<C: ConnectionTrait>(
     db: &C,
     commissions: sea_orm::Select<commission::Entity>,
 ) -> StoreResult<Vec<CommissionWithMunicipalities>> {
-    let (found, links) = with_children::<_, _, commission_municipality::Entity>(
-        db,
-        commissions,
-        commission_municipality::Column::CommissionId,
-        commission::Column::Id,
-        commission_municipality::Column::MunicipalityId,
-        |commission| commission.id,
-    )
-    .await?;
-    let mut by_commission: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
-    for link in links {
-        by_commission
-            .entry(link.commission_id)
-            .or_default()
-            .push(link.municipality_id);
+    let rows = commissions
+        .select_also(municipality::Entity)
+        .join(
+            JoinType::LeftJoin,
+            to_children::<commission::Entity, commission_municipality::Entity>(
+                commission_municipality::Column::CommissionId,
+                commission::Column::Id,
+            ),
+        )
+        .join(
+            JoinType::LeftJoin,
+            RelationDef::from(
+                commission_municipality::Entity::belongs_to(municipality::Entity)
+                    .from(commission_municipality::Column::MunicipalityId)
+                    .to(municipality::Column::Id),
+            ),
+        )
+        .order_by_asc(municipality::Column::Id)
+        .all(db)
+        .await?;
+    let mut found: Vec<CommissionWithMunicipalities> = Vec::new();
+    for (commission, municipality) in rows {
+        match found.last_mut() {
+            Some(last) if last.commission.id == commission.id => {}
+            _ => found.push(CommissionWithMunicipalities {
+                commission,
+                municipalities: Vec::new(),
+            }),
+        }
+        if let (Some(last), Some(municipality)) = (found.last_mut(), municipality) {
+            last.municipalities.push(municipality);
+        }
     }
-    Ok(found
-        .into_iter()
-        .map(|commission| CommissionWithMunicipalities {
-            municipalities: by_commission.remove(&commission.id).unwrap_or_default(),
-            commission,
-        })
-        .collect())
+    Ok(found)
 }
 
 /// Municipalities by the ids of their colleges (for arguments that name colleges).
