@@ -18,12 +18,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// benchmark's peak RSS shows whether it takes effect).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Freed memory goes back to the system at once instead of after mimalloc's default second:
-/// a thread that goes idle (a blocking thread after an argon2 hash, a worker after a burst of
-/// dashboards) would otherwise keep its freed pages until it allocates again. Measured on
-/// W1 at concurrency 16: peak RSS ~80 MB instead of ~105 MB, within the benchmark's noise in
-/// CPU. `MIMALLOC_PURGE_DELAY`, when set, still decides.
-fn purge_freed_memory_at_once() {
+/// How long freed memory stays with mimalloc before it goes back to the system: 10 ms instead
+/// of mimalloc's default second. A thread that goes idle (a blocking thread after an argon2
+/// hash, a worker after a burst of dashboards) would otherwise keep its freed pages until it
+/// allocates again (W1 at concurrency 16: peak RSS ~105 MB with the default, ~80 MB with 0).
+/// With 0, every request's pages went back and were faulted in again: page faults took a fifth
+/// of the server's CPU on W1 (BENCHMARKS.md, eleventh session). Measured at c=16 on
+/// PostgreSQL, 0 → 10 ms: W1 server CPU 3.8 → 3.1 ms per request, 273 → 296–310 req/s, peak
+/// RSS +3–5 MB; 100 ms gave 2.8 ms but took SQLite past 100 MB. `MIMALLOC_PURGE_DELAY`, when
+/// set, still decides.
+fn purge_freed_memory_soon() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;
     }
@@ -32,14 +36,17 @@ fn purge_freed_memory_at_once() {
     // numbered differently is left as it is.
     unsafe {
         if libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) == 1000 {
-            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
         }
     }
 }
 
+/// See [`purge_freed_memory_soon`].
+const PURGE_DELAY_MS: std::ffi::c_long = 10;
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    purge_freed_memory_at_once();
+    purge_freed_memory_soon();
     let cli = Cli::parse();
     // `serve` checks its settings before logging starts: the trace export is one of them.
     let serve = match &cli.command {
