@@ -207,9 +207,9 @@ pub struct ServeArgs {
     /// both are byte for byte what it was built from.
     #[arg(long, env = "RKFLOW_READ_CACHE_ENTRIES", default_value_t = rkflow_store::read_cache::DEFAULT_ENTRIES)]
     pub read_cache_entries: usize,
-    /// Pooled database connections (1–1000; default twice the cores, 4–32, on PostgreSQL, 4 on SQLite). A query
-    /// holds one until its answer is computed; on PostgreSQL count them per replica against
-    /// the server's `max_connections`.
+    /// Pooled database connections (1–1000; default on PostgreSQL twice the cores, 4–32, on
+    /// SQLite 4). A query holds one until its answer is computed; on PostgreSQL count them per
+    /// replica against the server's `max_connections`.
     #[arg(long, env = "RKFLOW_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
     /// Serve Prometheus metrics at GET /metrics (unauthenticated: keep it off the public
