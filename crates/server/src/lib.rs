@@ -25,15 +25,29 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// What every HTTP handler shares.
+/// What every HTTP handler shares. axum clones it for every request (each `State` extractor
+/// and layer), so it is one `Arc`: cloning the fields themselves allocated (the
+/// configuration's strings and lists; 0.5 % of the server's CPU on W2 in a profile, within the
+/// noise of an A/B run).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+/// The fields of [`AppState`].
+pub struct SharedState {
     pub api: ApiState,
     pub schema: GuardedSchema,
     pub config: ServerConfig,
     pub metrics: Arc<Metrics>,
     /// Ends subscription sockets at shutdown.
     pub shutdown: serve::Shutdown,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
 }
 
 /// How long a shutdown waits, after the grace period for requests, for the scheduler, the
@@ -161,13 +175,13 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
             .finish(),
         config.limits,
     );
-    let state = AppState {
+    let state = AppState(Arc::new(SharedState {
         api,
         schema,
         config: config.clone(),
         metrics: metrics.clone(),
         shutdown: serve::Shutdown::new(events.clone()),
-    };
+    }));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
