@@ -3,6 +3,7 @@
 
 use crate::Db;
 use crate::audit::{self, NewEvent, Origin};
+use crate::db::WriteTransaction;
 use crate::entity::{
     approval, audit_event, commission_municipality, council_decision, council_submission, deadline,
     deadline_reminder, document, document_version, extension_request, extension_vote,
@@ -858,13 +859,7 @@ pub async fn propose(
             scope_end: new.scope_end,
         },
     )?;
-    let (written, after) = write_changes(&txn, origin, now, id.0, &changes, None).await?;
-    let investigation = assemble_after(&txn, db, after).await?;
-    txn.commit().await?;
-    Ok(Executed {
-        written,
-        investigation,
-    })
+    commit_changes(txn, db, origin, now, id.0, &changes, None).await
 }
 
 /// What a command did: its audit events (for the subscription) and the investigation as it
@@ -923,7 +918,21 @@ pub async fn execute(
             return Err(DomainError::bad_input("userId", "no active user with this id").into());
         }
     }
-    let (written, after) = write_changes(&txn, origin, now, id, &changes, body.as_ref()).await?;
+    commit_changes(txn, db, origin, now, id, &changes, body.as_ref()).await
+}
+
+/// Writes a command's changes with their audit events ([`write_changes`]), reads the
+/// investigation as they left it, and commits.
+async fn commit_changes(
+    txn: WriteTransaction,
+    db: &Db,
+    origin: &Origin,
+    now: DateTime<Utc>,
+    id: Uuid,
+    changes: &[Change],
+    body: Option<&VersionBody>,
+) -> StoreResult<Executed> {
+    let (written, after) = write_changes(&txn, origin, now, id, changes, body).await?;
     let investigation = assemble_after(&txn, db, after).await?;
     txn.commit().await?;
     Ok(Executed {
