@@ -279,8 +279,9 @@ impl Passwords {
             .await
             .map_err(|e| ApiError::internal(&e))?;
         // The working memory (m_cost, 12 MiB by default) is allocated per verification and
-        // given back to the system after it (mimalloc returns blocks this large at once), so
-        // the server holds it only while logins run.
+        // given back to the system shortly after it (the server binary's purge delay and idle
+        // collection, `crates/server/src/main.rs`), so the server holds it only while logins
+        // run.
         let (matches, weaker) = tokio::task::spawn_blocking(move || {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return (false, false);
