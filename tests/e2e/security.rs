@@ -965,6 +965,41 @@ async fn simple_requests_and_get_never_run_mutations() {
     .await;
 }
 
+/// A refusal given before the body was read to its end (a refused content type, a body over
+/// the limit) closes its connection and says so (`Connection: close`), so that a client does
+/// not send its next request on a connection that is closing; the next request on the same
+/// pooled client is answered. Ordinary answers keep the connection. SQLite only: HTTP surface.
+#[tokio::test]
+async fn refusals_before_the_body_is_read_close_their_connection() {
+    sqlite_only(|db| async move {
+        let server = TestServer::start(&db).await;
+        let over = "x".repeat(rkflow_server::http::MAX_JSON_BODY + 1);
+        let refusals = [
+            (Some("text/plain"), "{}".to_string(), 415),
+            (None, "{}".to_string(), 415),
+            (Some("application/json"), over, 413),
+        ];
+        let next = json!({ "query": "{ me { id } }" }).to_string();
+        for round in 0..5 {
+            for (content_type, body, status) in &refusals {
+                let answer = post_raw(&server, *content_type, None, body.clone()).await;
+                assert_eq!(answer.status, *status, "{content_type:?}: {}", answer.text);
+                assert_eq!(
+                    answer.header("connection"),
+                    Some("close"),
+                    "{content_type:?}: {:?}",
+                    answer.headers
+                );
+                let answer = post_raw(&server, Some("application/json"), None, next.clone()).await;
+                assert_eq!(answer.status, 200, "round {round}: {}", answer.text);
+                assert_eq!(answer.header("connection"), None, "an answer keeps it");
+            }
+        }
+        server.stop().await;
+    })
+    .await;
+}
+
 /// G13: a JSON body over 2 MiB is refused with 413 and a code before it is parsed; a body just
 /// under it (a long Markdown report) is accepted and stored. SQLite only: the limit is HTTP.
 #[tokio::test]

@@ -195,6 +195,19 @@ fn error_response(status: StatusCode, code: Code, message: &str) -> Response {
     response
 }
 
+/// Marks an answer given before the request's body was read to its end (a refused content
+/// type, a body over the limit): the server closes the connection after it, and says so
+/// (`Connection: close`, RFC 9112 §9.6), so that the client does not send its next request on
+/// a connection that is about to close. (hyper closes such a connection anyway when the rest
+/// of the body has not arrived yet, without saying so: a client that reused it then lost its
+/// next request, which the fuzz test in `tests/e2e/robustness.rs` met once.)
+fn closing_connection(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 fn api_error_response(err: ApiError) -> Response {
     let status = match err.code {
         Code::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -453,11 +466,11 @@ async fn execute_graphql(
     let json = content_type.starts_with("application/json")
         || content_type.starts_with("application/graphql-response+json");
     if !multipart && !json {
-        return error_response(
+        return closing_connection(error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::BadUserInput,
             "send operations as application/json (or multipart/form-data for uploads)",
-        );
+        ));
     }
     let limit = if multipart {
         MAX_MULTIPART_BODY
@@ -466,13 +479,13 @@ async fn execute_graphql(
     };
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
-        Err(_) if multipart => return upload_too_large(),
+        Err(_) if multipart => return closing_connection(upload_too_large()),
         Err(_) => {
-            return error_response(
+            return closing_connection(error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Code::BadUserInput,
                 &format!("the request body exceeds {limit} bytes"),
-            );
+            ));
         }
     };
     let request = if json {
