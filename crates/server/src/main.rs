@@ -46,22 +46,27 @@ const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 /// How often at most, in milliseconds, a worker thread that goes idle hands its freed memory
 /// back ([`collect_when_idle`]); `RKFLOW_IDLE_COLLECT_MS` overrides it, 0 switches it off.
-/// Measured on SQLite (BENCHMARKS.md, twelfth session): 10 ms and 50 ms both lowered the peak
-/// after W3 at concurrency 16 by 4–6 MB and with logins by 16 MB; 10 ms cost logins and
-/// writes at concurrency 1 a tenth more CPU (memory purged between two requests was faulted
-/// in again), 50 ms nothing measurable.
+/// Measured on SQLite (BENCHMARKS.md, twelfth session): 10 ms and 50 ms both kept the peak
+/// with logins at 90–97 MB (105–119 MB without); 10 ms cost logins and writes at concurrency 1
+/// a tenth more CPU (memory given back between two requests was faulted in again), 50 ms
+/// nothing measurable.
 const IDLE_COLLECT_MS: u64 = 50;
 
 /// The interval in use (set once in `main`, before the runtime starts).
 static IDLE_COLLECT_INTERVAL: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
 
-/// The idle-collect interval from `RKFLOW_IDLE_COLLECT_MS` (unset or unreadable: the default);
-/// `None` switches the collection off.
-fn idle_collect_interval(setting: Option<&str>) -> Option<std::time::Duration> {
-    let ms = setting
-        .and_then(|ms| ms.trim().parse().ok())
-        .unwrap_or(IDLE_COLLECT_MS);
-    (ms > 0).then(|| std::time::Duration::from_millis(ms))
+/// The idle-collect interval from `RKFLOW_IDLE_COLLECT_MS` (unset: the default); `None`
+/// switches the collection off.
+fn idle_collect_interval(setting: Option<&str>) -> Result<Option<std::time::Duration>, String> {
+    let ms = match setting {
+        None => IDLE_COLLECT_MS,
+        Some(text) => text.trim().parse().map_err(|_| {
+            format!(
+                "RKFLOW_IDLE_COLLECT_MS must be a number of milliseconds (0: off), not {text:?}"
+            )
+        })?,
+    };
+    Ok((ms > 0).then(|| std::time::Duration::from_millis(ms)))
 }
 
 /// Whether a thread that last collected at `last` collects again at `now`.
@@ -80,7 +85,7 @@ fn collect_due(
 /// mimalloc purges only from within an allocation or a free, so without this a thread that
 /// goes idle keeps what it freed until its next request, and the next burst's memory comes on
 /// top of the last one's: W3's leftovers under W4's password hashes took SQLite's peak to
-/// 106–110 MB, 93–94 MB with it.
+/// 105–119 MB, 90–97 MB with it.
 fn collect_when_idle() {
     thread_local! {
         static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
@@ -104,9 +109,16 @@ fn main() -> ExitCode {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     let setting = std::env::var("RKFLOW_IDLE_COLLECT_MS").ok();
-    if let Some(interval) = idle_collect_interval(setting.as_deref()) {
-        IDLE_COLLECT_INTERVAL.get_or_init(|| interval);
-        runtime.on_thread_park(collect_when_idle);
+    match idle_collect_interval(setting.as_deref()) {
+        Ok(Some(interval)) => {
+            IDLE_COLLECT_INTERVAL.get_or_init(|| interval);
+            runtime.on_thread_park(collect_when_idle);
+        }
+        Ok(None) => {}
+        Err(err) => {
+            eprintln!("rkflow: {err}");
+            return ExitCode::FAILURE;
+        }
     }
     match runtime.build() {
         Ok(runtime) => runtime.block_on(async_main()),
@@ -308,17 +320,17 @@ mod tests {
     fn the_idle_collect_interval_comes_from_the_environment() {
         assert_eq!(
             idle_collect_interval(None),
-            Some(Duration::from_millis(IDLE_COLLECT_MS))
+            Ok(Some(Duration::from_millis(IDLE_COLLECT_MS)))
         );
-        assert_eq!(idle_collect_interval(Some("0")), None);
+        assert_eq!(idle_collect_interval(Some("0")), Ok(None));
         assert_eq!(
             idle_collect_interval(Some(" 200 ")),
-            Some(Duration::from_millis(200))
+            Ok(Some(Duration::from_millis(200)))
         );
-        assert_eq!(
-            idle_collect_interval(Some("soon")),
-            Some(Duration::from_millis(IDLE_COLLECT_MS))
-        );
+        for unreadable in ["soon", "", "-5", "1.5"] {
+            let err = idle_collect_interval(Some(unreadable)).unwrap_err();
+            assert!(err.contains("RKFLOW_IDLE_COLLECT_MS"), "{err}");
+        }
     }
 
     #[test]
