@@ -52,9 +52,6 @@ const PURGE_DELAY_MS: std::ffi::c_long = 10;
 /// nothing measurable.
 const IDLE_COLLECT_MS: u64 = 50;
 
-/// The interval in use (set once in `main`, before the runtime starts).
-static IDLE_COLLECT_INTERVAL: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
-
 /// The idle-collect interval from `RKFLOW_IDLE_COLLECT_MS` (unset: the default); `None`
 /// switches the collection off.
 fn idle_collect_interval(setting: Option<&str>) -> Result<Option<std::time::Duration>, String> {
@@ -80,19 +77,16 @@ fn collect_due(
 
 /// Run by every tokio worker thread just before it parks (has nothing to do): gives the
 /// thread's empty pages back to mimalloc and purges what has waited past the purge delay
-/// ([`purge_freed_memory_soon`]), at most once per interval per thread.
+/// ([`purge_freed_memory_soon`]), at most once per `interval` per thread.
 ///
 /// mimalloc purges only from within an allocation or a free, so without this a thread that
 /// goes idle keeps what it freed until its next request, and the next burst's memory comes on
 /// top of the last one's: W3's leftovers under W4's password hashes took SQLite's peak to
 /// 105–119 MB, 90–97 MB with it.
-fn collect_when_idle() {
+fn collect_when_idle(interval: std::time::Duration) {
     thread_local! {
         static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
     }
-    let Some(interval) = IDLE_COLLECT_INTERVAL.get().copied() else {
-        return;
-    };
     let now = std::time::Instant::now();
     LAST.with(|last| {
         if collect_due(last.get(), now, interval) {
@@ -111,8 +105,7 @@ fn main() -> ExitCode {
     let setting = std::env::var("RKFLOW_IDLE_COLLECT_MS").ok();
     match idle_collect_interval(setting.as_deref()) {
         Ok(Some(interval)) => {
-            IDLE_COLLECT_INTERVAL.get_or_init(|| interval);
-            runtime.on_thread_park(collect_when_idle);
+            runtime.on_thread_park(move || collect_when_idle(interval));
         }
         Ok(None) => {}
         Err(err) => {
@@ -349,11 +342,11 @@ mod tests {
 
     #[test]
     fn collecting_on_an_idle_thread_keeps_live_memory_intact() {
-        IDLE_COLLECT_INTERVAL.get_or_init(|| Duration::from_millis(IDLE_COLLECT_MS));
+        let interval = Duration::from_millis(IDLE_COLLECT_MS);
         let kept: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 64 * 1024]).collect();
         drop((0..64).map(|_| vec![0u8; 64 * 1024]).collect::<Vec<_>>());
-        collect_when_idle();
-        collect_when_idle();
+        collect_when_idle(interval);
+        collect_when_idle(interval);
         for (i, block) in kept.iter().enumerate() {
             assert!(block.iter().all(|&b| usize::from(b) == i));
         }

@@ -4,8 +4,8 @@ use crate::error::StoreResult;
 use sea_orm::{ConnectionTrait, EntityTrait, JoinType, QueryOrder, QuerySelect, RelationDef};
 use uuid::Uuid;
 
-/// The join from a parent table to a child table that refers to it by `foreign_key`.
-pub(crate) fn to_children<Parent: EntityTrait, Child: EntityTrait>(
+/// The join from a child table to the parent table it refers to by `foreign_key`.
+pub(crate) fn to_parent<Child: EntityTrait, Parent: EntityTrait>(
     foreign_key: Child::Column,
     key: Parent::Column,
 ) -> RelationDef {
@@ -14,7 +14,14 @@ pub(crate) fn to_children<Parent: EntityTrait, Child: EntityTrait>(
             .from(foreign_key)
             .to(key),
     )
-    .rev()
+}
+
+/// The join from a parent table to a child table that refers to it by `foreign_key`.
+pub(crate) fn to_children<Parent: EntityTrait, Child: EntityTrait>(
+    foreign_key: Child::Column,
+    key: Parent::Column,
+) -> RelationDef {
+    to_parent::<Child, Parent>(foreign_key, key).rev()
 }
 
 /// Parents with their children in one statement: a LEFT JOIN of the children that refer to a

@@ -4,12 +4,12 @@ use crate::Db;
 use crate::audit::{self, Origin};
 use crate::entity::{commission, commission_municipality, municipality};
 use crate::error::{StoreError, StoreResult};
-use crate::joins::to_children;
+use crate::joins::{to_children, to_parent};
 use chrono::{DateTime, Utc};
 use rkflow_domain::DomainError;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, RelationDef,
+    QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 pub const DEFAULT_REBUTTAL_TERM_DAYS: i32 = 21;
 pub const DEFAULT_FACTUAL_CHECK_TERM_DAYS: i32 = 21;
 
-/// A commission with the municipalities it serves (by id).
+/// A commission with the municipalities it serves (their rows, in the order of their ids).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommissionWithMunicipalities {
     pub commission: commission::Model,
@@ -201,10 +201,9 @@ async fn with_municipalities<C: ConnectionTrait>(
         )
         .join(
             JoinType::LeftJoin,
-            RelationDef::from(
-                commission_municipality::Entity::belongs_to(municipality::Entity)
-                    .from(commission_municipality::Column::MunicipalityId)
-                    .to(municipality::Column::Id),
+            to_parent::<commission_municipality::Entity, municipality::Entity>(
+                commission_municipality::Column::MunicipalityId,
+                municipality::Column::Id,
             ),
         )
         .order_by_asc(municipality::Column::Id)
