@@ -2329,3 +2329,63 @@ async fn confidential_reads_are_audited_with_reader_origin_and_version() {
     })
     .await;
 }
+
+/// The investigation query of the documentation (W2 of the benchmark).
+const INVESTIGATION: &str = include_str!("../../graphql/examples/investigation.graphql");
+
+/// A body without its request ids, which differ between any two answers.
+fn without_request_ids(mut body: Value) -> Value {
+    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
+        for error in errors {
+            if let Some(extensions) = error.get_mut("extensions").and_then(Value::as_object_mut) {
+                extensions.remove("requestId");
+            }
+        }
+    }
+    body
+}
+
+/// A document that ran once without errors is validated again only for its variables
+/// (`rkflow_api::schema::GuardedSchema`): every variable value a front-end could get wrong
+/// still gets exactly the answer of full validation, which a copy of the text not seen before
+/// (one more trailing space each time) gets. SQLite only: the answers come from validation
+/// and from the resolvers' own checks, the same on every backend.
+#[tokio::test]
+async fn a_validated_document_still_gets_each_requests_variables_checked() {
+    sqlite_only(|db| async move {
+        let server = TestServer::start(&db).await;
+        let org = org(&server).await;
+        let flow = Flow::new(&server, &org);
+        let id = flow.propose_ok("chair_b", &["b"], "Onderzoek").await;
+        let chair = Some(org.token("chair_b"));
+        let found = server.gql(chair, INVESTIGATION, json!({ "id": id })).await;
+        assert_eq!(found.data()["investigation"]["title"], "Onderzoek");
+        let cases = [
+            json!({ "id": null }),
+            json!({}),
+            json!({ "id": true }),
+            json!({ "id": 1.5 }),
+            json!({ "id": ["a"] }),
+            json!({ "id": { "id": id } }),
+            json!({ "id": 12 }),
+            json!({ "id": "not an id" }),
+            json!({ "id": id, "unknown": 1 }),
+        ];
+        for (n, variables) in cases.into_iter().enumerate() {
+            let validated = server.gql(chair, INVESTIGATION, variables.clone()).await;
+            let unseen = format!("{INVESTIGATION}{}", " ".repeat(n + 1));
+            let fresh = server.gql(chair, &unseen, variables.clone()).await;
+            assert_eq!(validated.status, fresh.status, "{variables}");
+            assert_eq!(
+                without_request_ids(validated.body),
+                without_request_ids(fresh.body),
+                "{variables}"
+            );
+        }
+        // The document still answers as before.
+        let again = server.gql(chair, INVESTIGATION, json!({ "id": id })).await;
+        assert_eq!(again.body, found.body);
+        server.stop().await;
+    })
+    .await;
+}

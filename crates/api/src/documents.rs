@@ -10,14 +10,22 @@
 //! together stay under [`MAX_KEPT_BYTES`]; a text that would pass that starts the cache over
 //! (a front-end's operations fill it again within their next requests; a client that sends
 //! ever new texts only ever costs the parse it would have cost anyway). Only documents that
-//! parse are kept, so a syntax error is answered the same way every time. Validation, the
-//! document limits and execution run on every request as before: only the text → tree step is
-//! saved.
+//! parse are kept, so a syntax error is answered the same way every time.
+//!
+//! A kept document also remembers whether it has passed async-graphql's full validation
+//! ([`KnownDocument`]): once one request with it has run without any error, every rule that
+//! looks only at the document and the schema holds for it for good, and the next requests are
+//! validated only for what can change between them: their variables' values
+//! ([`variables_fit`]) and the complexity and depth limits (`crate::schema::GuardedSchema`).
+//! The document limits and execution run on every request.
 
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerError};
+use async_graphql::parser::Positioned;
+use async_graphql::parser::types::{
+    BaseType, DocumentOperations, ExecutableDocument, OperationDefinition, Type,
+};
+use async_graphql::{Request, ServerError, Value, Variables};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The longest text that is kept (a large front-end operation is 2–4 KB).
@@ -36,8 +44,37 @@ pub struct DocumentCache {
 
 #[derive(Default)]
 struct Kept {
-    documents: HashMap<String, Arc<ExecutableDocument>>,
+    documents: HashMap<String, Arc<KeptDocument>>,
     text_bytes: usize,
+}
+
+#[derive(Debug)]
+struct KeptDocument {
+    document: ExecutableDocument,
+    /// A request with this document has run without errors, so it passed every validation
+    /// rule (async-graphql validates before it executes anything).
+    validated: AtomicBool,
+}
+
+/// What the cache knows of a request's document: nothing (a text too long to keep), or the
+/// kept document, which may have passed validation before.
+#[derive(Clone, Debug, Default)]
+pub struct KnownDocument(Option<Arc<KeptDocument>>);
+
+impl KnownDocument {
+    /// Whether this document has passed async-graphql's full validation before.
+    pub fn validated(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|kept| kept.validated.load(Ordering::Relaxed))
+    }
+
+    /// Records that a request with this document ran without errors.
+    pub fn mark_validated(&self) {
+        if let Some(kept) = &self.0 {
+            kept.validated.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl DocumentCache {
@@ -46,22 +83,24 @@ impl DocumentCache {
     pub fn parse<'r>(
         &self,
         request: &'r mut Request,
-    ) -> Result<&'r ExecutableDocument, ServerError> {
+    ) -> Result<(&'r ExecutableDocument, KnownDocument), ServerError> {
         let keepable = request.query.len() <= MAX_KEPT_TEXT_BYTES;
         if keepable {
             let kept = self.lock().documents.get(&request.query).cloned();
-            if let Some(document) = kept {
+            if let Some(kept) = kept {
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                request.set_parsed_query(ExecutableDocument::clone(&document));
-                return request.parsed_query();
+                request.set_parsed_query(kept.document.clone());
+                return Ok((request.parsed_query()?, KnownDocument(Some(kept))));
             }
             self.misses.fetch_add(1, Ordering::Relaxed);
         }
-        let document = Arc::new(request.parsed_query()?.clone());
-        if keepable {
-            self.keep(&request.query, document);
-        }
-        request.parsed_query()
+        let document = request.parsed_query()?.clone();
+        let known = if keepable {
+            KnownDocument(Some(self.keep(&request.query, document)))
+        } else {
+            KnownDocument(None)
+        };
+        Ok((request.parsed_query()?, known))
     }
 
     /// `(hits, misses)` since start (texts too long to keep count as neither).
@@ -81,23 +120,83 @@ impl DocumentCache {
         self.len() == 0
     }
 
-    fn keep(&self, text: &str, document: Arc<ExecutableDocument>) {
+    /// Keeps the document of this text (or finds the one kept meanwhile by another request).
+    fn keep(&self, text: &str, document: ExecutableDocument) -> Arc<KeptDocument> {
         let mut kept = self.lock();
-        if kept.documents.contains_key(text) {
-            return;
+        if let Some(found) = kept.documents.get(text) {
+            return found.clone();
         }
         if kept.text_bytes + text.len() > MAX_KEPT_BYTES {
             kept.documents.clear();
             kept.text_bytes = 0;
         }
         kept.text_bytes += text.len();
-        kept.documents.insert(text.to_string(), document);
+        let document = Arc::new(KeptDocument {
+            document,
+            validated: AtomicBool::new(false),
+        });
+        kept.documents.insert(text.to_string(), document.clone());
+        document
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
         // The map is consistent after every statement above; a panic elsewhere cannot leave
         // it half-written.
         self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The operation a request executes: the one it names, or the document's only one.
+pub fn executed_operation<'a>(
+    document: &'a ExecutableDocument,
+    wanted: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match (&document.operations, wanted) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()
+        }
+        _ => None,
+    }
+}
+
+/// Whether every variable value a request sends is, beyond doubt, of its declared type: what
+/// full validation checks of a variable that a document which passed it once could still get
+/// wrong (async-graphql's `ArgumentsOfCorrectType` checks each value against the argument it
+/// goes into, whose type the document's declaration matches: `VariableInAllowedPosition`).
+///
+/// Stricter than async-graphql, never looser: only the built-in scalars (and lists of them)
+/// are checked here, and `null`, an enum, an input object, a custom scalar or an `Int` below
+/// zero or above `i32::MAX` answer `false`, so that such a request is validated in full and
+/// gets async-graphql's own answer. A declared variable that is not sent is left to execution,
+/// as full validation leaves it.
+pub fn variables_fit(operation: &OperationDefinition, variables: &Variables) -> bool {
+    operation.variable_definitions.iter().all(|definition| {
+        let definition = &definition.node;
+        variables
+            .get(&definition.name.node)
+            .is_none_or(|value| value_fits(&definition.var_type.node, value))
+    })
+}
+
+fn value_fits(declared: &Type, value: &Value) -> bool {
+    match (&declared.base, value) {
+        (_, Value::Null) => false,
+        (BaseType::List(item), Value::List(values)) => {
+            values.iter().all(|value| value_fits(item, value))
+        }
+        // A single value where a list is declared is a list of one.
+        (BaseType::List(item), value) => value_fits(item, value),
+        (BaseType::Named(name), value) => match (name.as_str(), value) {
+            ("ID", Value::String(_)) | ("String", Value::String(_)) => true,
+            ("ID", Value::Number(number)) => number.is_i64(),
+            ("Int", Value::Number(number)) => {
+                number.as_u64().is_some_and(|n| i32::try_from(n).is_ok())
+            }
+            ("Float", Value::Number(_)) | ("Boolean", Value::Boolean(_)) => true,
+            _ => false,
+        },
     }
 }
 
@@ -114,8 +213,8 @@ mod tests {
     fn a_known_text_gets_the_kept_document() {
         let cache = DocumentCache::default();
         let text = "query Me($id: ID!) { investigation(id: $id) { id title } }";
-        let first = cache.parse(&mut request(text)).expect("parses").clone();
-        let second = cache.parse(&mut request(text)).expect("parses").clone();
+        let first = cache.parse(&mut request(text)).expect("parses").0.clone();
+        let second = cache.parse(&mut request(text)).expect("parses").0.clone();
         let parsed = parse_query(text).expect("parses");
         assert_eq!(format!("{first:?}"), format!("{parsed:?}"));
         assert_eq!(format!("{second:?}"), format!("{parsed:?}"));
@@ -164,5 +263,84 @@ mod tests {
         let last = texts.last().expect("texts");
         cache.parse(&mut request(last)).expect("parses");
         assert_eq!(cache.hits_and_misses().0, 1);
+    }
+
+    /// The variables of the (only) operation of `text`, checked by [`variables_fit`].
+    fn fit(text: &str, variables: serde_json::Value) -> bool {
+        let document = parse_query(text).expect("parses");
+        let operation = executed_operation(&document, None).expect("one operation");
+        variables_fit(&operation.node, &Variables::from_json(variables))
+    }
+
+    #[test]
+    fn values_of_the_built_in_scalars_fit_their_declarations() {
+        let text = "query Q($id: ID!, $s: String, $n: Int, $f: Float, $b: Boolean!, $ids: [ID!]) { __typename }";
+        let all = serde_json::json!({
+            "id": "0192", "s": "text", "n": 50, "f": 1.5, "b": true, "ids": ["a", 7]
+        });
+        assert!(fit(text, all));
+        assert!(fit(text, serde_json::json!({ "id": 12 })), "an integer ID");
+        assert!(
+            fit(text, serde_json::json!({ "ids": "a" })),
+            "one value for a list"
+        );
+        assert!(
+            fit(text, serde_json::json!({})),
+            "absent variables are left to execution"
+        );
+        assert!(fit(text, serde_json::json!({ "n": 0, "f": 3 })));
+        assert!(fit(text, serde_json::json!({ "n": i32::MAX })));
+    }
+
+    #[test]
+    fn anything_in_doubt_is_left_to_full_validation() {
+        let text = "query Q($id: ID!, $s: String, $n: Int, $f: Float, $b: Boolean!, $ids: [ID!]) { __typename }";
+        for variables in [
+            serde_json::json!({ "id": null }),
+            serde_json::json!({ "s": null }),
+            serde_json::json!({ "id": true }),
+            serde_json::json!({ "id": 1.5 }),
+            serde_json::json!({ "s": 5 }),
+            serde_json::json!({ "n": -1 }),
+            serde_json::json!({ "n": i64::from(i32::MAX) + 1 }),
+            serde_json::json!({ "n": 2.5 }),
+            serde_json::json!({ "n": "50" }),
+            serde_json::json!({ "f": "1.5" }),
+            serde_json::json!({ "b": "true" }),
+            serde_json::json!({ "ids": ["a", null] }),
+            serde_json::json!({ "ids": [["a"]] }),
+            serde_json::json!({ "id": { "nested": 1 } }),
+        ] {
+            assert!(!fit(text, variables.clone()), "{variables}");
+        }
+        // Enums, input objects and other scalars are never vouched for.
+        assert!(!fit(
+            "query Q($p: Phase) { __typename }",
+            serde_json::json!({ "p": "RESEARCH" })
+        ));
+        assert!(!fit(
+            "mutation M($input: ProposeInvestigationInput!) { __typename }",
+            serde_json::json!({ "input": {} })
+        ));
+        assert!(!fit(
+            "query Q($d: Date) { __typename }",
+            serde_json::json!({ "d": "2026-01-01" })
+        ));
+    }
+
+    #[test]
+    fn a_kept_document_is_known_and_remembers_its_validation() {
+        let cache = DocumentCache::default();
+        let text = "{ me { id } }";
+        let (_, known) = cache.parse(&mut request(text)).expect("parses");
+        assert!(!known.validated());
+        known.mark_validated();
+        let (_, again) = cache.parse(&mut request(text)).expect("parses");
+        assert!(again.validated());
+        // A text too long to keep is never known.
+        let long = format!("{text}{}", " ".repeat(MAX_KEPT_TEXT_BYTES));
+        let (_, unknown) = cache.parse(&mut request(&long)).expect("parses");
+        unknown.mark_validated();
+        assert!(!unknown.validated());
     }
 }

@@ -1,15 +1,17 @@
 //! Building the schema with its limits.
 
-use crate::documents::DocumentCache;
+use crate::documents::{DocumentCache, KnownDocument, executed_operation, variables_fit};
 use crate::limits::{DocumentLimits, asks_for_schema, refused};
 use crate::mutation::MutationRoot;
 use crate::query::QueryRoot;
 use crate::subscription::SubscriptionRoot;
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{
-    Data, Executor, Request, Response, Schema, SchemaBuilder, ServerError, Variables,
+    Data, Executor, Request, Response, Schema, SchemaBuilder, ServerError, ValidationMode,
+    Variables,
 };
 use futures::stream::{BoxStream, StreamExt};
+use std::any::Any;
 use std::sync::Arc;
 
 pub type RkflowSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -79,18 +81,35 @@ pub fn refusal(
 /// one that only looks at parsing, async-graphql takes every field of every answer through
 /// its per-field extension path (a `ResolveInfo`, registry lookups, the extension chain):
 /// some 1,700 times for a 50-investigation dashboard (BENCHMARKS.md).
+///
+/// Validation is full the first time a kept document runs and whenever its variables need it
+/// ([`crate::documents`]): async-graphql's rules walk the whole document for every request,
+/// about a tenth of the server's CPU for the benchmark's investigation query (W2), and all but
+/// one of them look only at the document and the schema. A document that has run once without
+/// errors is then executed by a second schema, the same one in async-graphql's `Fast`
+/// validation mode (which still computes the complexity and depth and enforces their limits),
+/// as long as [`variables_fit`] vouches for the request's variables; anything else, and any
+/// document not kept, is validated in full. The answers are the same either way.
 #[derive(Clone)]
 pub struct GuardedSchema {
+    /// Validates every request in full.
     pub schema: RkflowSchema,
+    /// The same schema, validating only what a request can change in a document that passed.
+    revalidating: RkflowSchema,
     limits: Limits,
     /// Parsed documents by their text ([`crate::documents`]).
     pub documents: Arc<DocumentCache>,
 }
 
 impl GuardedSchema {
-    pub fn new(schema: RkflowSchema, limits: Limits) -> GuardedSchema {
+    /// The schema with these limits and this data (the server's [`crate::context::ApiState`]).
+    pub fn new<D: Any + Send + Sync + Clone>(limits: Limits, data: D) -> GuardedSchema {
         GuardedSchema {
-            schema,
+            schema: builder(limits).data(data.clone()).finish(),
+            revalidating: builder(limits)
+                .data(data)
+                .validation_mode(ValidationMode::Fast)
+                .finish(),
             limits,
             documents: Arc::default(),
         }
@@ -101,17 +120,37 @@ impl GuardedSchema {
     pub fn parse<'r>(
         &self,
         request: &'r mut Request,
-    ) -> Result<&'r ExecutableDocument, ServerError> {
+    ) -> Result<(&'r ExecutableDocument, KnownDocument), ServerError> {
         self.documents.parse(request)
     }
 
     /// Executes a request whose document [`GuardedSchema::parse`] has set (the HTTP handler
     /// parses first, to choose the read view), without looking it up again.
-    pub async fn execute_parsed(&self, mut request: Request) -> Response {
-        match self.check(&mut request) {
-            Some(refused) => Response::from_errors(vec![refused]),
-            None => self.schema.execute(request).await,
+    pub async fn execute_parsed(&self, mut request: Request, known: KnownDocument) -> Response {
+        if let Some(refused) = self.check(&mut request) {
+            return Response::from_errors(vec![refused]);
         }
+        if known.validated() && self.variables_fit(&mut request) {
+            return self.revalidating.execute(request).await;
+        }
+        let response = self.schema.execute(request).await;
+        if response.errors.is_empty() {
+            known.mark_validated();
+        }
+        response
+    }
+
+    /// [`variables_fit`] for the operation the request executes.
+    fn variables_fit(&self, request: &mut Request) -> bool {
+        let variables = std::mem::take(&mut request.variables);
+        let operation_name = request.operation_name.take();
+        let fit = request.parsed_query().ok().is_some_and(|document| {
+            executed_operation(document, operation_name.as_deref())
+                .is_some_and(|operation| variables_fit(&operation.node, &variables))
+        });
+        request.variables = variables;
+        request.operation_name = operation_name;
+        fit
     }
 
     /// The [`refusal`] of the request's document, or the error of a document that does not
@@ -131,10 +170,10 @@ impl GuardedSchema {
 
 impl Executor for GuardedSchema {
     async fn execute(&self, mut request: Request) -> Response {
-        if let Err(err) = self.parse(&mut request) {
-            return Response::from_errors(vec![err]);
+        match self.parse(&mut request) {
+            Ok((_, known)) => self.execute_parsed(request, known).await,
+            Err(err) => Response::from_errors(vec![err]),
         }
-        self.execute_parsed(request).await
     }
 
     fn execute_stream(
@@ -408,5 +447,85 @@ mod example_operations {
             }
         }
         assert!(checked >= 10, "only {checked} example operations found");
+    }
+}
+
+#[cfg(test)]
+mod revalidation {
+    use super::{GuardedSchema, Limits};
+    use async_graphql::{Executor, Request, Variables};
+    use serde_json::json;
+
+    const TEXT: &str = "query Q($name: String!) { __type(name: $name) { name } }";
+
+    async fn run(schema: &GuardedSchema, text: &str, variables: serde_json::Value) -> String {
+        let request = Request::new(text).variables(Variables::from_json(variables));
+        let response = schema.execute(request).await;
+        serde_json::to_string(&response).expect("serialisable")
+    }
+
+    fn validated(schema: &GuardedSchema, text: &str) -> bool {
+        let mut request = Request::new(text);
+        schema.parse(&mut request).expect("parses").1.validated()
+    }
+
+    #[tokio::test]
+    async fn a_document_that_ran_without_errors_is_then_checked_only_for_its_variables() {
+        let schema = GuardedSchema::new(Limits::default(), ());
+        // A bad value first: full validation refuses it, and the document is not marked.
+        let refused = run(&schema, TEXT, json!({ "name": 5 })).await;
+        assert!(refused.contains("Invalid value for argument"), "{refused}");
+        assert!(!validated(&schema, TEXT));
+        assert_eq!(
+            run(&schema, TEXT, json!({ "name": "Phase" })).await,
+            r#"{"data":{"__type":{"name":"Phase"}}}"#
+        );
+        assert!(validated(&schema, TEXT));
+        // Revalidated: the same answers as full validation gives.
+        assert_eq!(
+            run(&schema, TEXT, json!({ "name": "Nothing" })).await,
+            r#"{"data":{"__type":null}}"#
+        );
+        assert_eq!(run(&schema, TEXT, json!({ "name": 5 })).await, refused);
+        for variables in [json!({ "name": null }), json!({ "name": [] }), json!({})] {
+            let fresh = GuardedSchema::new(Limits::default(), ());
+            assert_eq!(
+                run(&schema, TEXT, variables.clone()).await,
+                run(&fresh, TEXT, variables.clone()).await,
+                "{variables}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_complexity_limit_holds_for_a_validated_document() {
+        let limits = Limits {
+            max_complexity: 100,
+            ..Limits::default()
+        };
+        let schema = GuardedSchema::new(limits, ());
+        let text = "query Q($first: Int) { investigations(first: $first) { edges { node { id title } } } }";
+        let mut request = Request::new(text);
+        schema
+            .parse(&mut request)
+            .expect("parses")
+            .1
+            .mark_validated();
+        // The page size comes from the variable: 50 × 4 fields is over the limit.
+        let over = run(&schema, text, json!({ "first": 50 })).await;
+        assert!(over.contains("Query is too complex"), "{over}");
+        let fresh = GuardedSchema::new(limits, ());
+        assert_eq!(over, run(&fresh, text, json!({ "first": 50 })).await);
+    }
+
+    #[tokio::test]
+    async fn a_document_with_errors_is_validated_in_full_every_time() {
+        let schema = GuardedSchema::new(Limits::default(), ());
+        let text = "query Q($unused: Int) { __typename }";
+        for _ in 0..2 {
+            let answer = run(&schema, text, json!({ "unused": 1 })).await;
+            assert!(answer.contains("is not used"), "{answer}");
+            assert!(!validated(&schema, text));
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! metrics.
 
 use crate::AppState;
-use crate::metrics::{OperationSlot, PoolState, UNKNOWN_OPERATION, executed_operation};
+use crate::metrics::{OperationSlot, PoolState, UNKNOWN_OPERATION};
 use crate::request_id;
 use async_graphql::http::{GraphiQLSource, MultipartOptions};
 use async_graphql::parser::types::OperationType;
@@ -17,6 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use rkflow_api::context::{Loaders, RequestContext};
+use rkflow_api::documents::{KnownDocument, executed_operation};
 use rkflow_api::error::{ApiError, Code};
 use rkflow_api::{auth, files};
 use rkflow_store::ReadView;
@@ -535,11 +536,13 @@ async fn execute_graphql(
     // A query reads everything in one read transaction (one connection, one moment of the
     // database); mutations write on connections of their own (`rkflow_store::reads`).
     let mut query = false;
+    let mut known = KnownDocument::default();
     let operation_name = request.operation_name.clone();
-    if let Ok(document) = state.schema.parse(&mut request) {
+    if let Ok((document, kept)) = state.schema.parse(&mut request) {
         slot.record(&state.metrics, document);
         query = executed_operation(document, operation_name.as_deref())
             .is_some_and(|operation| operation.node.ty == OperationType::Query);
+        known = kept;
     }
     let view = Arc::new(if query {
         ReadView::snapshot(&state.api.db)
@@ -567,7 +570,7 @@ async fn execute_graphql(
     let (loaders, loads) = Loaders::driven(view.clone());
     let request = request.data(context).data(loaders);
     // The request's loads run in this task, when the execution waits for them (`LoadQueue`).
-    let execution = loads.execute(state.schema.execute_parsed(request));
+    let execution = loads.execute(state.schema.execute_parsed(request, known));
     let executed = tokio::time::timeout(state.config.request_timeout, execution).await;
     // The reads have ended before anything below waits for a pooled connection.
     view.finish().await;

@@ -169,12 +169,7 @@ pub async fn start(config: ServerConfig, with_signals: bool) -> anyhow::Result<R
             }
         }
     });
-    let schema = rkflow_api::schema::GuardedSchema::new(
-        rkflow_api::schema::builder(config.limits)
-            .data(api.clone())
-            .finish(),
-        config.limits,
-    );
+    let schema = rkflow_api::schema::GuardedSchema::new(config.limits, api.clone());
     let state = AppState(Arc::new(SharedState {
         api,
         schema,

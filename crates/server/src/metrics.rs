@@ -4,10 +4,7 @@
 //! subscriptions. Label values are bounded: operations are root field names of the schema
 //! (else `unknown`), outcomes are error codes, routes are route templates.
 
-use async_graphql::Positioned;
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationDefinition, Selection,
-};
+use async_graphql::parser::types::{ExecutableDocument, Selection};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,6 +13,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use rkflow_api::auth::LoginOutcome;
+use rkflow_api::documents::executed_operation;
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -424,21 +422,6 @@ impl OperationSlot {
         let label = metrics.operation_label(first.as_deref());
         tracing::Span::current().record("operation", label);
         let _ = self.label.set(label.to_string());
-    }
-}
-
-/// The operation a request executes: the one it names, or the document's only one.
-pub fn executed_operation<'a>(
-    document: &'a ExecutableDocument,
-    wanted: Option<&str>,
-) -> Option<&'a Positioned<OperationDefinition>> {
-    match (&document.operations, wanted) {
-        (DocumentOperations::Single(operation), _) => Some(operation),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next()
-        }
-        _ => None,
     }
 }
 
