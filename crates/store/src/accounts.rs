@@ -4,6 +4,7 @@ use crate::Db;
 use crate::audit::{self, Origin};
 use crate::entity::{login_attempt, role_grant, session, user};
 use crate::error::{StoreError, StoreResult};
+use crate::statements::{self, uuid_values};
 use chrono::{DateTime, Utc};
 use rkflow_domain::role::StoredGrant;
 use rkflow_domain::{DomainError, Grant, GrantId, Role, Scope};
@@ -29,10 +30,17 @@ pub async fn find_users<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(user::Entity::find()
-        .filter(user::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    let backend = db.get_database_backend();
+    let statement = statements::reuse(backend, "users by ids", uuid_values(ids), || {
+        user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.iter().copied()))
+            .build(backend)
+    });
+    let rows = db.query_all_raw(statement).await?;
+    Ok(rows
+        .iter()
+        .map(|row| user::Model::from_query_result(row, ""))
+        .collect::<Result<_, _>>()?)
 }
 
 pub async fn find_user_by_email<C: ConnectionTrait>(
@@ -498,20 +506,29 @@ pub async fn find_session<C: ConnectionTrait>(
     let grants = role_grant::Entity::belongs_to(user::Entity)
         .from(role_grant::Column::UserId)
         .to(user::Column::Id);
-    let mut query = session::Entity::find()
-        .select_also(user::Entity)
-        .join(sea_orm::JoinType::InnerJoin, owner)
-        .join(sea_orm::JoinType::LeftJoin, RelationDef::from(grants).rev())
-        .filter(session::Column::TokenHash.eq(token_hash))
-        .order_by_asc(role_grant::Column::CreatedAt)
-        .into_query();
-    for column in role_grant::Column::iter() {
-        query.expr_as(
-            Expr::col((role_grant::Entity, column)),
-            format!("{GRANT}{}", column.as_str()),
-        );
-    }
-    let rows = db.query_all(&query).await?;
+    let backend = db.get_database_backend();
+    let statement = statements::reuse(
+        backend,
+        "session with owner and grants",
+        vec![token_hash.into()],
+        || {
+            let mut query = session::Entity::find()
+                .select_also(user::Entity)
+                .join(sea_orm::JoinType::InnerJoin, owner)
+                .join(sea_orm::JoinType::LeftJoin, RelationDef::from(grants).rev())
+                .filter(session::Column::TokenHash.eq(token_hash))
+                .order_by_asc(role_grant::Column::CreatedAt)
+                .into_query();
+            for column in role_grant::Column::iter() {
+                query.expr_as(
+                    Expr::col((role_grant::Entity, column)),
+                    format!("{GRANT}{}", column.as_str()),
+                );
+            }
+            backend.build(&query)
+        },
+    );
+    let rows = db.query_all_raw(statement).await?;
     let Some(first) = rows.first() else {
         return Ok(None);
     };

@@ -14,6 +14,7 @@ use crate::entity::{
 use crate::error::{StoreError, StoreResult};
 use crate::joins::{to_children, with_children};
 use crate::reads::Reader;
+use crate::statements::{self, uuid_values};
 use crate::{organisation, snapshot};
 use chrono::{DateTime, Utc};
 use rkflow_domain::deadline::Calendar;
@@ -33,7 +34,7 @@ use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
     DatabaseTransaction, EntityTrait, ExprTrait, FromQueryResult, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SelectTwoModel, SelectorTrait,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -160,18 +161,30 @@ pub(crate) async fn fetch_with_snapshots<C: ConnectionTrait>(
             .all(db)
             .await?;
     }
-    Ok(investigation::Entity::find()
-        .filter(investigation::Column::Id.is_in(ids.iter().copied()))
-        .select_also(investigation_snapshot::Entity)
-        .join(
-            JoinType::LeftJoin,
-            to_children::<investigation::Entity, investigation_snapshot::Entity>(
-                investigation_snapshot::Column::InvestigationId,
-                investigation::Column::Id,
-            ),
-        )
-        .all(db)
-        .await?)
+    let backend = db.get_database_backend();
+    let statement = statements::reuse(
+        backend,
+        "investigations by ids with snapshots",
+        uuid_values(ids),
+        || {
+            investigation::Entity::find()
+                .filter(investigation::Column::Id.is_in(ids.iter().copied()))
+                .select_also(investigation_snapshot::Entity)
+                .join(
+                    JoinType::LeftJoin,
+                    to_children::<investigation::Entity, investigation_snapshot::Entity>(
+                        investigation_snapshot::Column::InvestigationId,
+                        investigation::Column::Id,
+                    ),
+                )
+                .build(backend)
+        },
+    );
+    let rows = db.query_all_raw(statement).await?;
+    Ok(rows
+        .into_iter()
+        .map(SelectTwoModel::from_raw_query_result)
+        .collect::<Result<_, _>>()?)
 }
 
 /// Where the rows below one investigation come from in [`load_rows`].

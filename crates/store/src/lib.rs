@@ -19,6 +19,7 @@ pub mod organisation;
 pub mod read_cache;
 pub mod reads;
 pub mod snapshot;
+mod statements;
 
 pub use audit::Origin;
 pub use db::{Db, WriteTransaction};

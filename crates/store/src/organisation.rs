@@ -5,11 +5,12 @@ use crate::audit::{self, Origin};
 use crate::entity::{commission, commission_municipality, municipality};
 use crate::error::{StoreError, StoreResult};
 use crate::joins::{to_children, to_parent};
+use crate::statements::{self, uuid_values};
 use chrono::{DateTime, Utc};
 use rkflow_domain::DomainError;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, JoinType, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, SelectTwoModel, SelectorTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -158,13 +159,14 @@ pub async fn municipality_of_body<C: ConnectionTrait>(
 pub async fn commissions<C: ConnectionTrait>(
     db: &C,
 ) -> StoreResult<Vec<CommissionWithMunicipalities>> {
-    with_municipalities(
-        db,
+    let rows = with_municipalities(
         commission::Entity::find()
             .order_by_asc(commission::Column::Name)
             .order_by_asc(commission::Column::Id),
     )
-    .await
+    .all(db)
+    .await?;
+    grouped(rows.into_iter().map(Ok))
 }
 
 pub async fn commissions_by_ids<C: ConnectionTrait>(
@@ -174,23 +176,34 @@ pub async fn commissions_by_ids<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    with_municipalities(
-        db,
-        commission::Entity::find()
-            .filter(commission::Column::Id.is_in(ids.iter().copied()))
-            .order_by_asc(commission::Column::Id),
+    let backend = db.get_database_backend();
+    let statement = statements::reuse(
+        backend,
+        "commissions by ids with municipalities",
+        uuid_values(ids),
+        || {
+            with_municipalities(
+                commission::Entity::find()
+                    .filter(commission::Column::Id.is_in(ids.iter().copied()))
+                    .order_by_asc(commission::Column::Id),
+            )
+            .build(backend)
+        },
+    );
+    let rows = db.query_all_raw(statement).await?;
+    grouped(
+        rows.into_iter()
+            .map(SelectTwoModel::<commission::Model, municipality::Model>::from_raw_query_result),
     )
-    .await
 }
 
 /// Commissions with their municipalities (in the order of their ids), in one statement: the
 /// commissions joined to their links and the links to the municipalities, so that whoever
 /// shows a commission's municipalities (or their councils and colleges) reads nothing more.
-async fn with_municipalities<C: ConnectionTrait>(
-    db: &C,
+fn with_municipalities(
     commissions: sea_orm::Select<commission::Entity>,
-) -> StoreResult<Vec<CommissionWithMunicipalities>> {
-    let rows = commissions
+) -> sea_orm::SelectTwo<commission::Entity, municipality::Entity> {
+    commissions
         .select_also(municipality::Entity)
         .join(
             JoinType::LeftJoin,
@@ -207,10 +220,16 @@ async fn with_municipalities<C: ConnectionTrait>(
             ),
         )
         .order_by_asc(municipality::Column::Id)
-        .all(db)
-        .await?;
+}
+
+/// The rows of [`with_municipalities`], each commission with its municipalities.
+fn grouped<R>(rows: R) -> StoreResult<Vec<CommissionWithMunicipalities>>
+where
+    R: IntoIterator<Item = Result<(commission::Model, Option<municipality::Model>), DbErr>>,
+{
     let mut found: Vec<CommissionWithMunicipalities> = Vec::new();
-    for (commission, municipality) in rows {
+    for row in rows {
+        let (commission, municipality) = row?;
         match found.last_mut() {
             Some(last) if last.commission.id == commission.id => {}
             _ => found.push(CommissionWithMunicipalities {

@@ -157,7 +157,9 @@ macro_rules! through_view {
             Some(transaction) => {
                 let mut state = transaction.lock().await;
                 if matches!(*state, Transaction::NotStarted) {
-                    *state = ReadView::begin(&view.db).await?;
+                    // Boxed: the pool's futures would otherwise make every statement's future
+                    // (created, and copied, four times per query) as large as theirs.
+                    *state = Box::pin(ReadView::begin(&view.db)).await?;
                 }
                 match &mut *state {
                     Transaction::Open($conn) => $sea,
