@@ -499,19 +499,19 @@ pub async fn find_session<C: ConnectionTrait>(
     token_hash: &str,
 ) -> StoreResult<Option<(session::Model, user::Model, Vec<StoredGrant>)>> {
     const GRANT: &str = "grant_";
-    let owner = session::Entity::belongs_to(user::Entity)
-        .from(session::Column::UserId)
-        .to(user::Column::Id)
-        .into();
-    let grants = role_grant::Entity::belongs_to(user::Entity)
-        .from(role_grant::Column::UserId)
-        .to(user::Column::Id);
     let backend = db.get_database_backend();
     let statement = statements::reuse(
         backend,
         "session with owner and grants",
         vec![token_hash.into()],
         || {
+            let owner = session::Entity::belongs_to(user::Entity)
+                .from(session::Column::UserId)
+                .to(user::Column::Id)
+                .into();
+            let grants = role_grant::Entity::belongs_to(user::Entity)
+                .from(role_grant::Column::UserId)
+                .to(user::Column::Id);
             let mut query = session::Entity::find()
                 .select_also(user::Entity)
                 .join(sea_orm::JoinType::InnerJoin, owner)
