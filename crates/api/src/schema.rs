@@ -84,7 +84,7 @@ pub fn refusal(
 ///
 /// Validation is full the first time a kept document runs and whenever its variables need it
 /// ([`crate::documents`]): async-graphql's rules walk the whole document for every request,
-/// about a tenth of the server's CPU for the benchmark's investigation query (W2), and all but
+/// a fifth of the server's instructions for the benchmark's investigation query (W2), and all but
 /// one of them look only at the document and the schema. A document that has run once without
 /// errors is then executed by a second schema, the same one in async-graphql's `Fast`
 /// validation mode (which still computes the complexity and depth and enforces their limits),
@@ -130,7 +130,7 @@ impl GuardedSchema {
         if let Some(refused) = self.check(&mut request) {
             return Response::from_errors(vec![refused]);
         }
-        if known.validated() && self.variables_fit(&mut request) {
+        if known.validated() && self.request_variables_fit(&mut request) {
             return self.revalidating.execute(request).await;
         }
         let response = self.schema.execute(request).await;
@@ -141,7 +141,7 @@ impl GuardedSchema {
     }
 
     /// [`variables_fit`] for the operation the request executes.
-    fn variables_fit(&self, request: &mut Request) -> bool {
+    fn request_variables_fit(&self, request: &mut Request) -> bool {
         let variables = std::mem::take(&mut request.variables);
         let operation_name = request.operation_name.take();
         let fit = request.parsed_query().ok().is_some_and(|document| {
