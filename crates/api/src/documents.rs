@@ -69,6 +69,22 @@ impl KnownDocument {
             .is_some_and(|kept| kept.validated.load(Ordering::Relaxed))
     }
 
+    /// Whether a request with this document and these variables may skip the rules that look
+    /// only at the document: it has passed them before, and [`variables_fit`] vouches for the
+    /// variables of the operation the request executes.
+    pub fn needs_only_revalidation(
+        &self,
+        operation_name: Option<&str>,
+        variables: &Variables,
+    ) -> bool {
+        self.validated()
+            && self
+                .0
+                .as_ref()
+                .and_then(|kept| executed_operation(&kept.document, operation_name))
+                .is_some_and(|operation| variables_fit(&operation.node, variables))
+    }
+
     /// Records that a request with this document ran without errors.
     pub fn mark_validated(&self) {
         if let Some(kept) = &self.0 {

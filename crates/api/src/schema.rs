@@ -1,6 +1,6 @@
 //! Building the schema with its limits.
 
-use crate::documents::{DocumentCache, KnownDocument, executed_operation, variables_fit};
+use crate::documents::{DocumentCache, KnownDocument};
 use crate::limits::{DocumentLimits, asks_for_schema, refused};
 use crate::mutation::MutationRoot;
 use crate::query::QueryRoot;
@@ -88,7 +88,7 @@ pub fn refusal(
 /// one of them look only at the document and the schema. A document that has run once without
 /// errors is then executed by a second schema, the same one in async-graphql's `Fast`
 /// validation mode (which still computes the complexity and depth and enforces their limits),
-/// as long as [`variables_fit`] vouches for the request's variables; anything else, and any
+/// as long as [`crate::documents::variables_fit`] vouches for the request's variables; anything else, and any
 /// document not kept, is validated in full. The answers are the same either way.
 #[derive(Clone)]
 pub struct GuardedSchema {
@@ -130,7 +130,7 @@ impl GuardedSchema {
         if let Some(refused) = self.check(&mut request) {
             return Response::from_errors(vec![refused]);
         }
-        if known.validated() && self.request_variables_fit(&mut request) {
+        if known.needs_only_revalidation(request.operation_name.as_deref(), &request.variables) {
             return self.revalidating.execute(request).await;
         }
         let response = self.schema.execute(request).await;
@@ -138,19 +138,6 @@ impl GuardedSchema {
             known.mark_validated();
         }
         response
-    }
-
-    /// [`variables_fit`] for the operation the request executes.
-    fn request_variables_fit(&self, request: &mut Request) -> bool {
-        let variables = std::mem::take(&mut request.variables);
-        let operation_name = request.operation_name.take();
-        let fit = request.parsed_query().ok().is_some_and(|document| {
-            executed_operation(document, operation_name.as_deref())
-                .is_some_and(|operation| variables_fit(&operation.node, &variables))
-        });
-        request.variables = variables;
-        request.operation_name = operation_name;
-        fit
     }
 
     /// The [`refusal`] of the request's document, or the error of a document that does not

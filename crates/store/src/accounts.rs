@@ -30,13 +30,12 @@ pub async fn find_users<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let backend = db.get_database_backend();
-    let statement = statements::reuse(backend, "users by ids", uuid_values(ids), || {
+    let rows = statements::query_all(db, "users by ids", uuid_values(ids), |backend| {
         user::Entity::find()
             .filter(user::Column::Id.is_in(ids.iter().copied()))
             .build(backend)
-    });
-    let rows = db.query_all_raw(statement).await?;
+    })
+    .await?;
     Ok(rows
         .iter()
         .map(|row| user::Model::from_query_result(row, ""))
@@ -499,12 +498,11 @@ pub async fn find_session<C: ConnectionTrait>(
     token_hash: &str,
 ) -> StoreResult<Option<(session::Model, user::Model, Vec<StoredGrant>)>> {
     const GRANT: &str = "grant_";
-    let backend = db.get_database_backend();
-    let statement = statements::reuse(
-        backend,
+    let rows = statements::query_all(
+        db,
         "session with owner and grants",
         vec![token_hash.into()],
-        || {
+        |backend| {
             let owner = session::Entity::belongs_to(user::Entity)
                 .from(session::Column::UserId)
                 .to(user::Column::Id)
@@ -527,8 +525,8 @@ pub async fn find_session<C: ConnectionTrait>(
             }
             backend.build(&query)
         },
-    );
-    let rows = db.query_all_raw(statement).await?;
+    )
+    .await?;
     let Some(first) = rows.first() else {
         return Ok(None);
     };

@@ -161,12 +161,11 @@ pub(crate) async fn fetch_with_snapshots<C: ConnectionTrait>(
             .all(db)
             .await?;
     }
-    let backend = db.get_database_backend();
-    let statement = statements::reuse(
-        backend,
+    let rows = statements::query_all(
+        db,
         "investigations by ids with snapshots",
         uuid_values(ids),
-        || {
+        |backend| {
             investigation::Entity::find()
                 .filter(investigation::Column::Id.is_in(ids.iter().copied()))
                 .select_also(investigation_snapshot::Entity)
@@ -179,8 +178,8 @@ pub(crate) async fn fetch_with_snapshots<C: ConnectionTrait>(
                 )
                 .build(backend)
         },
-    );
-    let rows = db.query_all_raw(statement).await?;
+    )
+    .await?;
     Ok(rows
         .into_iter()
         .map(SelectTwoModel::from_raw_query_result)

@@ -176,12 +176,11 @@ pub async fn commissions_by_ids<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let backend = db.get_database_backend();
-    let statement = statements::reuse(
-        backend,
+    let rows = statements::query_all(
+        db,
         "commissions by ids with municipalities",
         uuid_values(ids),
-        || {
+        |backend| {
             with_municipalities(
                 commission::Entity::find()
                     .filter(commission::Column::Id.is_in(ids.iter().copied()))
@@ -189,8 +188,8 @@ pub async fn commissions_by_ids<C: ConnectionTrait>(
             )
             .build(backend)
         },
-    );
-    let rows = db.query_all_raw(statement).await?;
+    )
+    .await?;
     grouped(
         rows.into_iter()
             .map(SelectTwoModel::<commission::Model, municipality::Model>::from_raw_query_result),

@@ -12,7 +12,7 @@
 //! with the wrong ones. Lists longer than [`MAX_KEPT_VALUES`] are built every time, so the texts
 //! kept stay few (one per name, backend and list length).
 
-use sea_orm::{DbBackend, Statement, Value, Values};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value, Values};
 use std::collections::HashMap;
 use std::mem::Discriminant;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
@@ -26,10 +26,22 @@ type Key = (&'static str, Discriminant<DbBackend>, usize);
 
 static KEPT: LazyLock<Mutex<HashMap<Key, Arc<str>>>> = LazyLock::new(Mutex::default);
 
+/// Runs the statement that `build` makes for the connection's backend and `values` ([`reuse`]).
+pub(crate) async fn query_all<C: ConnectionTrait>(
+    db: &C,
+    name: &'static str,
+    values: Vec<Value>,
+    build: impl FnOnce(DbBackend) -> Statement,
+) -> Result<Vec<QueryResult>, DbErr> {
+    let backend = db.get_database_backend();
+    db.query_all_raw(reuse(backend, name, values, || build(backend)))
+        .await
+}
+
 /// The statement that `build` makes for `values`: its text the one kept for this name, backend
 /// and number of values when there is one, else built now (and kept when its values are
 /// `values`). `build` must make the same text for any values of the same number.
-pub(crate) fn reuse(
+fn reuse(
     backend: DbBackend,
     name: &'static str,
     values: Vec<Value>,
