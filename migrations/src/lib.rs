@@ -8,6 +8,7 @@ mod m20261129_000002_lifecycle;
 mod m20261129_000003_rebuttal;
 mod m20261129_000004_follow_up;
 mod m20261129_000005_snapshot;
+mod m20261130_000006_snapshot_digest;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_rebuttal::Migration),
             Box::new(m20261129_000004_follow_up::Migration),
             Box::new(m20261129_000005_snapshot::Migration),
+            Box::new(m20261130_000006_snapshot_digest::Migration),
         ]
     }
 }

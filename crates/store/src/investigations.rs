@@ -13,6 +13,7 @@ use crate::entity::{
 };
 use crate::error::{StoreError, StoreResult};
 use crate::joins::{to_children, with_children};
+use crate::read_cache::KeptSnapshot;
 use crate::reads::Reader;
 use crate::statements::{self, uuid_values};
 use crate::{organisation, snapshot};
@@ -34,7 +35,7 @@ use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
     DatabaseTransaction, EntityTrait, ExprTrait, FromQueryResult, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SelectTwoModel, SelectorTrait,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, SelectTwoModel, SelectorTrait,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -186,46 +187,184 @@ pub(crate) async fn fetch_with_snapshots<C: ConnectionTrait>(
         .collect::<Result<_, _>>()?)
 }
 
+/// What a read fetched of an investigation's snapshot: its format and digest, and its body
+/// where the statement read it (`None`: read by digest only, as the reads of the API do).
+#[derive(Debug)]
+pub(crate) struct FetchedSnapshot {
+    pub format: i32,
+    pub digest: Option<Vec<u8>>,
+    pub body: Option<String>,
+}
+
+impl From<investigation_snapshot::Model> for FetchedSnapshot {
+    fn from(snapshot: investigation_snapshot::Model) -> FetchedSnapshot {
+        FetchedSnapshot {
+            format: snapshot.format,
+            digest: snapshot.digest,
+            body: Some(snapshot.body),
+        }
+    }
+}
+
+/// The names under which reads select a snapshot's format and digest beside the row.
+const SNAPSHOT_FORMAT: &str = "snapshot_format";
+const SNAPSHOT_DIGEST: &str = "snapshot_digest";
+
+/// An investigation row and its snapshot's format and digest (selected as [`SNAPSHOT_FORMAT`]
+/// and [`SNAPSHOT_DIGEST`]), without its body.
+fn row_with_snapshot_key(
+    row: &QueryResult,
+) -> StoreResult<(investigation::Model, Option<FetchedSnapshot>)> {
+    let investigation = investigation::Model::from_query_result(row, "")?;
+    let snapshot = match row.try_get::<Option<i32>>("", SNAPSHOT_FORMAT)? {
+        Some(format) => Some(FetchedSnapshot {
+            format,
+            digest: row.try_get("", SNAPSHOT_DIGEST)?,
+            body: None,
+        }),
+        None => None,
+    };
+    Ok((investigation, snapshot))
+}
+
+/// Investigation rows with their snapshots' format and digest but not their bodies, one
+/// statement: the body is read only where the read cache holds nothing built from it
+/// ([`load_rows`]).
+async fn fetch_with_digests<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> StoreResult<Vec<(investigation::Model, Option<FetchedSnapshot>)>> {
+    let rows = statements::query_all(
+        db,
+        "investigations by ids with snapshot digests",
+        uuid_values(ids),
+        |backend| {
+            investigation::Entity::find()
+                .filter(investigation::Column::Id.is_in(ids.iter().copied()))
+                .join(
+                    JoinType::LeftJoin,
+                    to_children::<investigation::Entity, investigation_snapshot::Entity>(
+                        investigation_snapshot::Column::InvestigationId,
+                        investigation::Column::Id,
+                    ),
+                )
+                .column_as(investigation_snapshot::Column::Format, SNAPSHOT_FORMAT)
+                .column_as(investigation_snapshot::Column::Digest, SNAPSHOT_DIGEST)
+                .build(backend)
+        },
+    )
+    .await?;
+    rows.iter().map(row_with_snapshot_key).collect()
+}
+
 /// Where the rows below one investigation come from in [`load_rows`].
 enum Source {
-    /// The read cache's value, built from exactly the row and snapshot just read.
-    Kept(Arc<Loaded>, investigation_snapshot::Model),
-    /// Its snapshot, decoded (the value built from it goes into the read cache).
-    Decoded(Box<Children>, investigation_snapshot::Model),
+    /// The read cache's value, built from exactly this row and snapshot.
+    Kept(Arc<Loaded>, KeptSnapshot),
+    /// Its snapshot, decoded; with the snapshot to keep the value built from it under (`None`:
+    /// not kept, or a snapshot without a digest).
+    Decoded(Box<Children>, Option<KeptSnapshot>),
+    /// Its snapshot's body, not read yet: the read cache holds nothing built from it.
+    Unread,
     /// Its tables: it has no snapshot yet, or one of another format.
     Tables,
 }
 
+impl Source {
+    /// A snapshot body read now: decoded, or the tables when it cannot be.
+    fn decoded(id: Uuid, format: i32, digest: Option<Vec<u8>>, body: String, keep: bool) -> Source {
+        match snapshot::decode(id, format, &body) {
+            Some(children) => Source::Decoded(
+                Box::new(children),
+                digest.filter(|_| keep).map(|digest| KeptSnapshot {
+                    format,
+                    digest,
+                    body: body.into(),
+                }),
+            ),
+            None => Source::Tables,
+        }
+    }
+}
+
 /// The domain values of investigation rows, in their order: each one the read cache keeps
-/// for exactly this row and snapshot ([`crate::read_cache`]), else built from its decoded
-/// snapshot, else from its tables (not yet backfilled, or of an older format); then the
-/// commissions they name (one statement; a kept value that shows other commissions than
-/// those just read is built again). What is built from a snapshot is kept when `keep_built`.
+/// for exactly this row and a snapshot of this format and digest ([`crate::read_cache`]), else
+/// built from its decoded snapshot, else from its tables (not yet backfilled, or of an older
+/// format); then the commissions they name (one statement; a kept value that shows other
+/// commissions than those just read is built again from its kept body). Rows fetched without
+/// their snapshot bodies whose value is not kept are read again, each with its body, in one
+/// statement, so that row and body are of one moment also where the reads are not one
+/// transaction. What is built from a snapshot is kept when `keep_built`.
 async fn load_rows<C: ConnectionTrait>(
     conn: &C,
     db: &Db,
-    found: Vec<(investigation::Model, Option<investigation_snapshot::Model>)>,
+    found: Vec<(investigation::Model, Option<FetchedSnapshot>)>,
     keep_built: bool,
 ) -> StoreResult<Vec<Arc<Loaded>>> {
     let mut rows = Vec::with_capacity(found.len());
     let mut sources = Vec::with_capacity(found.len());
+    let mut unread = Vec::new();
     for (row, snapshot) in found {
         sources.push(match snapshot {
-            Some(snapshot) => match db.read_cache.get(&row, &snapshot) {
-                Some(loaded) => Source::Kept(loaded, snapshot),
-                None => match snapshot::decode(&snapshot) {
-                    Some(children) => Source::Decoded(Box::new(children), snapshot),
-                    None => Source::Tables,
-                },
-            },
+            Some(snapshot) => {
+                let kept = snapshot
+                    .digest
+                    .as_deref()
+                    .and_then(|digest| db.read_cache.get(&row, snapshot.format, digest));
+                match (kept, snapshot.body) {
+                    (Some((loaded, body)), _) => Source::Kept(
+                        loaded,
+                        KeptSnapshot {
+                            format: snapshot.format,
+                            digest: snapshot.digest.unwrap_or_default(),
+                            body,
+                        },
+                    ),
+                    (None, Some(body)) => {
+                        Source::decoded(row.id, snapshot.format, snapshot.digest, body, keep_built)
+                    }
+                    (None, None) => {
+                        unread.push(row.id);
+                        Source::Unread
+                    }
+                }
+            }
             None => Source::Tables,
         });
         rows.push(row);
     }
+    if !unread.is_empty() {
+        let mut again: HashMap<Uuid, _> = fetch_with_snapshots(conn, &unread, false)
+            .await?
+            .into_iter()
+            .map(|(row, snapshot)| (row.id, (row, snapshot)))
+            .collect();
+        for (row, source) in rows.iter_mut().zip(sources.iter_mut()) {
+            if !matches!(source, Source::Unread) {
+                continue;
+            }
+            *source = match again.remove(&row.id) {
+                Some((read, snapshot)) => {
+                    *row = read;
+                    match snapshot {
+                        Some(snapshot) => Source::decoded(
+                            row.id,
+                            snapshot.format,
+                            snapshot.digest,
+                            snapshot.body,
+                            keep_built,
+                        ),
+                        None => Source::Tables,
+                    }
+                }
+                None => Source::Tables,
+            };
+        }
+    }
     let without: Vec<investigation::Model> = rows
         .iter()
         .zip(&sources)
-        .filter(|(_, source)| matches!(source, Source::Tables))
+        .filter(|(_, source)| matches!(source, Source::Tables | Source::Unread))
         .map(|(row, _)| row.clone())
         .collect();
     let mut children = if without.is_empty() {
@@ -244,31 +383,31 @@ async fn load_rows<C: ConnectionTrait>(
             Source::Decoded(below, _) => {
                 commission_ids.extend(below.participants.iter().map(|p| p.commission_id))
             }
-            Source::Tables => {}
+            Source::Unread | Source::Tables => {}
         }
     }
     let commission_ids: Vec<Uuid> = commission_ids.into_iter().collect();
     let commissions = organisation::commissions_by_ids(conn, &commission_ids).await?;
     let by_id: HashMap<Uuid, &organisation::CommissionWithMunicipalities> =
         commissions.iter().map(|c| (c.commission.id, c)).collect();
-    for source in &mut sources {
-        let Source::Kept(loaded, snapshot) = source else {
+    for (row, source) in rows.iter().zip(sources.iter_mut()) {
+        let Source::Kept(loaded, _) = source else {
             continue;
         };
         let current = loaded
             .commission_ids
             .iter()
             .filter_map(|id| by_id.get(id).copied());
-        if !current.eq(loaded.commissions.iter()) {
-            let snapshot = std::mem::take(snapshot);
-            let below = snapshot::decode(&snapshot).ok_or_else(|| {
-                StoreError::corrupt(format!(
-                    "kept snapshot of {} unreadable",
-                    snapshot.investigation_id
-                ))
-            })?;
-            *source = Source::Decoded(Box::new(below), snapshot);
+        if current.eq(loaded.commissions.iter()) {
+            continue;
         }
+        let Source::Kept(_, kept) = std::mem::replace(source, Source::Tables) else {
+            unreachable!("matched above");
+        };
+        let below = snapshot::decode(row.id, kept.format, &kept.body).ok_or_else(|| {
+            StoreError::corrupt(format!("kept snapshot of {} unreadable", row.id))
+        })?;
+        *source = Source::Decoded(Box::new(below), Some(kept).filter(|_| keep_built));
     }
     // The others are built together (one pass over their rows), then merged in order.
     let mut to_build = Vec::new();
@@ -276,12 +415,12 @@ async fn load_rows<C: ConnectionTrait>(
     for (row, source) in rows.into_iter().zip(sources) {
         match source {
             Source::Kept(loaded, _) => slots.push(Ok(loaded)),
-            Source::Decoded(below, snapshot) => {
+            Source::Decoded(below, kept) => {
                 children.append(*below);
                 to_build.push(row);
-                slots.push(Err(Some(snapshot)));
+                slots.push(Err(kept));
             }
-            Source::Tables => {
+            Source::Unread | Source::Tables => {
                 to_build.push(row);
                 slots.push(Err(None));
             }
@@ -296,9 +435,7 @@ async fn load_rows<C: ConnectionTrait>(
                 let value = Arc::new(built.next().ok_or_else(|| {
                     StoreError::corrupt("an investigation was not assembled".to_string())
                 })?);
-                if let Some(snapshot) = snapshot
-                    && keep_built
-                {
+                if let Some(snapshot) = snapshot {
                     db.read_cache.put(snapshot, value.clone());
                 }
                 value
@@ -782,12 +919,13 @@ fn assemble(
 }
 
 /// Loads many investigations with a fixed number of statements, whatever their number: the
-/// rows with their snapshots, then the commissions.
+/// rows with their snapshots' digests, then the commissions (and, before them, the rows whose
+/// snapshot bodies the read cache does not hold, again with their bodies).
 pub async fn load_many<R: Reader>(reads: &R, ids: &[Uuid]) -> StoreResult<Vec<Arc<Loaded>>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let found = fetch_with_snapshots(reads, ids, false).await?;
+    let found = fetch_with_digests(reads, ids).await?;
     load_rows(reads, reads.db(), found, true).await
 }
 
@@ -807,7 +945,11 @@ async fn load_for_update(
     db: &Db,
     id: Uuid,
 ) -> StoreResult<Option<Arc<Loaded>>> {
-    let found = fetch_with_snapshots(txn, &[id], true).await?;
+    let found = fetch_with_snapshots(txn, &[id], true)
+        .await?
+        .into_iter()
+        .map(|(row, snapshot)| (row, snapshot.map(FetchedSnapshot::from)))
+        .collect();
     let loaded = load_rows(txn, db, found, false).await?.into_iter().next();
     db.read_cache.forget(id);
     Ok(loaded)
@@ -1608,8 +1750,6 @@ pub async fn list<R: Reader>(
     first: u64,
 ) -> StoreResult<Page> {
     const TOTAL: &str = "listing_total";
-    const FORMAT: &str = "snapshot_format";
-    const BODY: &str = "snapshot_body";
     let mut condition = Condition::all().add(listing_condition(filter));
     if let Some(phase) = phase {
         condition = condition.add(investigation::Column::Phase.eq(phase.as_str()));
@@ -1642,14 +1782,14 @@ pub async fn list<R: Reader>(
                 investigation_snapshot::Entity,
                 investigation_snapshot::Column::Format,
             )),
-            FORMAT,
+            SNAPSHOT_FORMAT,
         )
         .expr_as(
             Expr::col((
                 investigation_snapshot::Entity,
-                investigation_snapshot::Column::Body,
+                investigation_snapshot::Column::Digest,
             )),
-            BODY,
+            SNAPSHOT_DIGEST,
         )
         .from_subquery(cut, page_alias.clone())
         .left_join(
@@ -1666,19 +1806,7 @@ pub async fn list<R: Reader>(
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
         total = Some(row.try_get::<i64>("", TOTAL)?);
-        let investigation = investigation::Model::from_query_result(&row, "")?;
-        let snapshot = match (
-            row.try_get::<Option<i32>>("", FORMAT)?,
-            row.try_get::<Option<String>>("", BODY)?,
-        ) {
-            (Some(format), Some(body)) => Some(investigation_snapshot::Model {
-                investigation_id: investigation.id,
-                format,
-                body,
-            }),
-            _ => None,
-        };
-        found.push((investigation, snapshot));
+        found.push(row_with_snapshot_key(&row)?);
     }
     let total = match total {
         Some(total) => u64::try_from(total).unwrap_or(0),

@@ -1,19 +1,20 @@
 //! Decoded investigations kept between reads: a per-process cache in front of the read model
 //! ([`crate::snapshot`]).
 //!
-//! Every read still fetches the investigation row and its snapshot from the database; the
-//! cache only saves decoding the snapshot and assembling the domain value again. An entry is
-//! reused only when the row and the snapshot just read are *exactly* (byte for byte) the ones
+//! Every read still fetches the investigation row and its snapshot's format and digest (the
+//! SHA-256 of its body) from the database; the cache saves fetching the body, decoding it and
+//! assembling the domain value again. An entry is reused only when the row just read is
+//! *exactly* the one it was built from, the snapshot's format and digest are those of the body
 //! it was built from, and the commissions just read are the ones it shows, so the database
-//! alone decides what is current: a command of another process or replica, a restore or a
-//! hand edit shows at the next read, with nothing to invalidate. What it holds is a pure
-//! function of those inputs and the calendar (`investigations::assemble`).
+//! alone decides what is current: a command of another process or replica or a restore shows
+//! at the next read, with nothing to invalidate. What it holds is a pure function of those
+//! inputs and the calendar (`investigations::assemble`).
 //!
 //! Bounded by a number of entries (`--read-cache-entries`; 0 switches it off); the least
 //! recently used entry makes room. An entry is roughly 50 KB at the benchmark's sizes (an
 //! estimate: the snapshot's text, 17 KB on average, plus the decoded rows and domain value).
 
-use crate::entity::{investigation, investigation_snapshot};
+use crate::entity::investigation;
 use crate::investigations::Loaded;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,9 +42,18 @@ struct Entries {
 #[derive(Debug)]
 struct Entry {
     /// What it was built from, besides `loaded.row`.
-    snapshot: investigation_snapshot::Model,
+    snapshot: KeptSnapshot,
     loaded: Arc<Loaded>,
     used: u64,
+}
+
+/// The snapshot an entry was built from: its format and digest, which reads compare, and its
+/// body, decoded again when the entry's commissions have changed since.
+#[derive(Debug)]
+pub(crate) struct KeptSnapshot {
+    pub format: i32,
+    pub digest: Vec<u8>,
+    pub body: Arc<str>,
 }
 
 impl Default for ReadCache {
@@ -62,13 +72,15 @@ impl ReadCache {
         }
     }
 
-    /// The investigation built from exactly this row and snapshot, if it is kept. The caller
-    /// still checks its commissions ([`Loaded::commissions`]) against those it read.
+    /// The investigation built from exactly this row and a snapshot of this format and digest,
+    /// if it is kept, with that snapshot's body. The caller still checks its commissions
+    /// ([`Loaded::commissions`]) against those it read.
     pub(crate) fn get(
         &self,
         row: &investigation::Model,
-        snapshot: &investigation_snapshot::Model,
-    ) -> Option<Arc<Loaded>> {
+        format: i32,
+        digest: &[u8],
+    ) -> Option<(Arc<Loaded>, Arc<str>)> {
         if self.capacity == 0 {
             return None;
         }
@@ -78,10 +90,14 @@ impl ReadCache {
         let found = entries
             .by_id
             .get_mut(&row.id)
-            .filter(|entry| entry.loaded.row == *row && entry.snapshot == *snapshot)
+            .filter(|entry| {
+                entry.loaded.row == *row
+                    && entry.snapshot.format == format
+                    && entry.snapshot.digest == digest
+            })
             .map(|entry| {
                 entry.used = clock;
-                entry.loaded.clone()
+                (entry.loaded.clone(), entry.snapshot.body.clone())
             });
         drop(entries);
         let counter = if found.is_some() {
@@ -95,7 +111,7 @@ impl ReadCache {
 
     /// Keeps what was built from this row and snapshot, replacing what was kept for the
     /// investigation before and, when full, the least recently used entry.
-    pub(crate) fn put(&self, snapshot: investigation_snapshot::Model, loaded: Arc<Loaded>) {
+    pub(crate) fn put(&self, snapshot: KeptSnapshot, loaded: Arc<Loaded>) {
         if self.capacity == 0 {
             return;
         }

@@ -5,7 +5,9 @@
 //! a listing costs one statement however many tables lie below, and what it shows is one
 //! consistent state. The tables stay the record; a snapshot that is missing, of another
 //! [`FORMAT`] or unreadable is ignored and the rows are read from the tables instead, and
-//! [`backfill`] (run when the server starts) writes the missing ones.
+//! [`backfill`] (run when the server starts) writes the missing ones. Beside the body lies its
+//! [`digest`]: reads fetch the digest, and the body only when the read cache holds nothing
+//! built from that body (`investigations::load_rows`).
 
 use crate::Db;
 use crate::entity::{investigation, investigation_snapshot};
@@ -17,6 +19,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IsolationLevel,
     JoinType, QueryFilter, QuerySelect, TransactionTrait,
 };
+use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 /// The layout of a snapshot's body. Raise it whenever [`Children`] or the entities in it
@@ -24,19 +27,27 @@ use uuid::Uuid;
 /// format are then read from the tables until [`backfill`] has rewritten them.
 pub const FORMAT: i32 = 1;
 
-/// The rows a snapshot holds, or `None` when it is of another format or cannot be read.
-pub(crate) fn decode(snapshot: &investigation_snapshot::Model) -> Option<Children> {
-    if snapshot.format != FORMAT {
+/// The rows a snapshot body holds, or `None` when it is of another format or cannot be read.
+pub(crate) fn decode(investigation_id: Uuid, format: i32, body: &str) -> Option<Children> {
+    if format != FORMAT {
         return None;
     }
-    match serde_json::from_str(&snapshot.body) {
+    match serde_json::from_str(body) {
         Ok(children) => Some(children),
         Err(error) => {
-            tracing::warn!(investigation = %snapshot.investigation_id, %error,
+            tracing::warn!(investigation = %investigation_id, %error,
                 "unreadable investigation snapshot; reading the tables instead");
             None
         }
     }
+}
+
+/// The digest written beside a snapshot body (SHA-256): what reads fetch instead of the body
+/// to find out whether the read cache holds what was built from it. Whoever writes a body
+/// other than through rkflow (a repair by hand) writes its digest too, or NULL: a snapshot
+/// without a digest is always read with its body, and the next start-up's backfill rewrites it.
+pub fn digest(body: &str) -> Vec<u8> {
+    Sha256::digest(body.as_bytes()).to_vec()
 }
 
 /// Rewrites an investigation's snapshot from its tables (inside the caller's transaction,
@@ -55,6 +66,7 @@ pub(crate) async fn refresh<C: ConnectionTrait>(
     investigation_snapshot::Entity::insert(investigation_snapshot::ActiveModel {
         investigation_id: Set(id),
         format: Set(FORMAT),
+        digest: Set(Some(digest(&body))),
         body: Set(body),
     })
     .on_conflict(
@@ -62,6 +74,7 @@ pub(crate) async fn refresh<C: ConnectionTrait>(
             .update_columns([
                 investigation_snapshot::Column::Format,
                 investigation_snapshot::Column::Body,
+                investigation_snapshot::Column::Digest,
             ])
             .to_owned(),
     )
@@ -70,7 +83,8 @@ pub(crate) async fn refresh<C: ConnectionTrait>(
     Ok(Some((row, children)))
 }
 
-/// Writes the snapshot of every investigation that has none or one of another format, each
+/// Writes the snapshot of every investigation that has none, one of another format or one
+/// without a digest (written before the digest column), each
 /// in its own write transaction with the investigation locked; returns how many it wrote.
 /// Safe beside running commands and other servers doing the same.
 pub async fn backfill(db: &Db) -> StoreResult<u64> {
@@ -90,7 +104,8 @@ pub async fn backfill(db: &Db) -> StoreResult<u64> {
             .filter(
                 Condition::any()
                     .add(investigation_snapshot::Column::InvestigationId.is_null())
-                    .add(investigation_snapshot::Column::Format.ne(FORMAT)),
+                    .add(investigation_snapshot::Column::Format.ne(FORMAT))
+                    .add(investigation_snapshot::Column::Digest.is_null()),
             )
             .limit(BATCH)
             .into_tuple()
@@ -112,8 +127,8 @@ pub async fn backfill(db: &Db) -> StoreResult<u64> {
     }
 }
 
-/// The investigations whose snapshot is missing, of another format, unreadable or not what
-/// their tables hold, read in one transaction (a consistent view on both backends). The
+/// The investigations whose snapshot is missing, of another format, unreadable, without the
+/// digest of its body or not what their tables hold, read in one transaction (a consistent view on both backends). The
 /// tests run it after every end-to-end test; an empty answer is the read model's invariant.
 pub async fn verify(db: &Db) -> StoreResult<Vec<Uuid>> {
     let txn = db
@@ -130,7 +145,10 @@ pub async fn verify(db: &Db) -> StoreResult<Vec<Uuid>> {
     for batch in ids.chunks(100) {
         for (row, snapshot) in fetch_with_snapshots(&txn, batch, false).await? {
             let id = row.id;
-            let stored = snapshot.as_ref().and_then(decode);
+            let stored = snapshot
+                .as_ref()
+                .filter(|snapshot| snapshot.digest == Some(digest(&snapshot.body)))
+                .and_then(|snapshot| decode(id, snapshot.format, &snapshot.body));
             let fresh = fetch_children(&txn, &[row]).await?;
             if stored.as_ref() != Some(&fresh) {
                 differing.push(id);

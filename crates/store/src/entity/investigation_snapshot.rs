@@ -11,6 +11,9 @@ pub struct Model {
     pub format: i32,
     #[sea_orm(column_type = "Text")]
     pub body: String,
+    /// SHA-256 of `body` ([`crate::snapshot::digest`]); `None` until [`crate::snapshot::backfill`]
+    /// has written it for a snapshot older than the column.
+    pub digest: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
