@@ -95,7 +95,7 @@ async fn reads_agree_with_or_without_snapshots_and_the_backfill_restores_them() 
         );
 
         // A command writes the snapshot of its investigation whatever it found; the backfill
-        // writes those missing or of another format.
+        // writes those missing, of another format or without a digest.
         flow.approve("chair_b", &proposal).await.data();
         flow.submit_ok(
             "external",
@@ -104,7 +104,22 @@ async fn reads_agree_with_or_without_snapshots_and_the_backfill_restores_them() 
             "# Tweede versie",
         )
         .await;
-        assert_eq!(snapshot::backfill(server.db()).await.expect("backfill"), 1);
+        // A snapshot without its digest (written before the column, or repaired by hand).
+        investigation_snapshot::Entity::update_many()
+            .col_expr(
+                investigation_snapshot::Column::Digest,
+                Expr::val(None::<Vec<u8>>),
+            )
+            .filter(investigation_snapshot::Column::InvestigationId.eq(uuid(&research)))
+            .exec(conn)
+            .await
+            .expect("update");
+        let mut differing = snapshot::verify(server.db()).await.expect("verify");
+        differing.sort();
+        let mut expected = vec![uuid(&research), uuid(&rebuttal)];
+        expected.sort();
+        assert_eq!(differing, expected, "{}", server.label);
+        assert_eq!(snapshot::backfill(server.db()).await.expect("backfill"), 2);
         assert!(
             snapshot::verify(server.db())
                 .await
@@ -147,7 +162,9 @@ async fn a_dashboard_costs_at_most_six_statements_whatever_its_length() {
     .await;
 }
 
-/// The statements of the dashboard with pages of 1 and 50, each after the same page once.
+/// The statements of the dashboard with pages of 1 and 50, each after the same page once: the
+/// fewest of three answers, since a server just started may still run SQL of its own (its
+/// scheduler pass, the backfill) beside them.
 async fn dashboard_statements(server: &TestServer, token: &str) -> Vec<u64> {
     let chair = Some(token);
     server.gql(chair, ME, json!({})).await.data();
@@ -158,15 +175,20 @@ async fn dashboard_statements(server: &TestServer, token: &str) -> Vec<u64> {
             .gql(chair, DASHBOARD, json!({ "first": first }))
             .await
             .data();
-        let before = server.db().statement_count();
-        let page = server
-            .gql(chair, DASHBOARD, json!({ "first": first }))
-            .await;
-        let listed = page.data()["investigations"]["edges"]
-            .as_array()
-            .map(Vec::len);
-        assert_eq!(listed, Some(first.min(3)), "{}", server.label);
-        counts.push(server.db().statement_count() - before);
+        let mut fewest = u64::MAX;
+        for _ in 0..3 {
+            quiet(server).await;
+            let before = server.db().statement_count();
+            let page = server
+                .gql(chair, DASHBOARD, json!({ "first": first }))
+                .await;
+            let listed = page.data()["investigations"]["edges"]
+                .as_array()
+                .map(Vec::len);
+            assert_eq!(listed, Some(first.min(3)), "{}", server.label);
+            fewest = fewest.min(server.db().statement_count() - before);
+        }
+        counts.push(fewest);
     }
     counts
 }
