@@ -35,7 +35,8 @@ use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
     DatabaseTransaction, EntityTrait, ExprTrait, FromQueryResult, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, SelectTwoModel, SelectorTrait,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, RelationDef, SelectTwoModel,
+    SelectorTrait,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -142,6 +143,14 @@ impl Children {
     }
 }
 
+/// The join from an investigation row to its snapshot.
+pub(crate) fn snapshot_of_investigation() -> RelationDef {
+    to_children::<investigation::Entity, investigation_snapshot::Entity>(
+        investigation_snapshot::Column::InvestigationId,
+        investigation::Column::Id,
+    )
+}
+
 /// Investigation rows with their snapshots (when they have one), one statement. With `lock`
 /// on PostgreSQL the investigation rows are locked first, by a statement of their own: the
 /// read after it then sees what the transaction that held the lock committed, snapshot
@@ -170,13 +179,7 @@ pub(crate) async fn fetch_with_snapshots<C: ConnectionTrait>(
             investigation::Entity::find()
                 .filter(investigation::Column::Id.is_in(ids.iter().copied()))
                 .select_also(investigation_snapshot::Entity)
-                .join(
-                    JoinType::LeftJoin,
-                    to_children::<investigation::Entity, investigation_snapshot::Entity>(
-                        investigation_snapshot::Column::InvestigationId,
-                        investigation::Column::Id,
-                    ),
-                )
+                .join(JoinType::LeftJoin, snapshot_of_investigation())
                 .build(backend)
         },
     )
@@ -241,13 +244,7 @@ async fn fetch_with_digests<C: ConnectionTrait>(
         |backend| {
             investigation::Entity::find()
                 .filter(investigation::Column::Id.is_in(ids.iter().copied()))
-                .join(
-                    JoinType::LeftJoin,
-                    to_children::<investigation::Entity, investigation_snapshot::Entity>(
-                        investigation_snapshot::Column::InvestigationId,
-                        investigation::Column::Id,
-                    ),
-                )
+                .join(JoinType::LeftJoin, snapshot_of_investigation())
                 .column_as(investigation_snapshot::Column::Format, SNAPSHOT_FORMAT)
                 .column_as(investigation_snapshot::Column::Digest, SNAPSHOT_DIGEST)
                 .build(backend)

@@ -12,8 +12,9 @@
 use crate::Db;
 use crate::entity::{investigation, investigation_snapshot};
 use crate::error::{StoreError, StoreResult};
-use crate::investigations::{Children, fetch_children, fetch_with_snapshots};
-use crate::joins::to_children;
+use crate::investigations::{
+    Children, fetch_children, fetch_with_snapshots, snapshot_of_investigation,
+};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IsolationLevel,
@@ -94,13 +95,7 @@ pub async fn backfill(db: &Db) -> StoreResult<u64> {
         let ids: Vec<Uuid> = investigation::Entity::find()
             .select_only()
             .column(investigation::Column::Id)
-            .join(
-                JoinType::LeftJoin,
-                to_children::<investigation::Entity, investigation_snapshot::Entity>(
-                    investigation_snapshot::Column::InvestigationId,
-                    investigation::Column::Id,
-                ),
-            )
+            .join(JoinType::LeftJoin, snapshot_of_investigation())
             .filter(
                 Condition::any()
                     .add(investigation_snapshot::Column::InvestigationId.is_null())
