@@ -79,20 +79,21 @@ async fn prime_loaders<'a>(
     nodes: impl Iterator<Item = &'a Arc<Loaded>>,
 ) -> ApiResult<()> {
     let nodes: Vec<&Loaded> = nodes.map(|loaded| &**loaded).collect();
-    // A page of 50 names some 1,300 authors, most of them many times: sorted once and
-    // deduplicated, not inserted one by one into an ordered set.
-    let mut users = Vec::new();
+    // A page of 50 names some 1,300 authors, most of them many times: sorted once as
+    // integers and deduplicated (inserting them into an ordered set of UUIDs took 2.4 % of
+    // the dashboard's instructions, sorting the UUIDs themselves nearly as much; this half).
+    let mut users: Vec<u128> = Vec::new();
     for loaded in &nodes {
-        users.extend(loaded.versions.iter().map(|v| v.author_id));
-        users.extend(loaded.approvals.iter().map(|a| a.approved_by));
-        users.extend(loaded.rapporteurs.iter().map(|r| r.user_id));
+        users.extend(loaded.versions.iter().map(|v| v.author_id.as_u128()));
+        users.extend(loaded.approvals.iter().map(|a| a.approved_by.as_u128()));
+        users.extend(loaded.rapporteurs.iter().map(|r| r.user_id.as_u128()));
     }
     users.sort_unstable();
     users.dedup();
     feed_commissions(ctx, nodes).await;
     loaders(ctx)
         .users
-        .load_many(users)
+        .load_many(users.into_iter().map(Uuid::from_u128))
         .await
         .map_err(load_failed)?;
     Ok(())
