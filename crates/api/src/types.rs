@@ -603,7 +603,6 @@ impl InvestigationObject {
         }
         let ids: Vec<Uuid> = self
             .loaded
-            .domain
             .missing_approvals()
             .iter()
             .map(|participant| participant.id.0)

@@ -832,7 +832,12 @@ impl Investigation {
 
     /// The commissions whose approval of the current gate is still missing.
     pub fn missing_approvals(&self) -> Vec<&Participant> {
-        let fingerprint = self.gate_fingerprint(self.phase);
+        self.missing_approvals_given(&self.gate_fingerprint(self.phase))
+    }
+
+    /// [`Investigation::missing_approvals`] for a caller that keeps the current gate's
+    /// fingerprint (`gate_fingerprint(self.phase)`, a SHA-256 over the gate's content).
+    pub fn missing_approvals_given(&self, fingerprint: &str) -> Vec<&Participant> {
         self.commissions
             .iter()
             .filter(|c| {

@@ -39,7 +39,7 @@ use sea_orm::{
     SelectorTrait,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 /// An investigation as loaded: the domain value plus what the API shows beside it.
@@ -66,9 +66,22 @@ pub struct Loaded {
     /// Every recorded council decision (history; `current` marks the one that counts).
     pub council_decisions: Vec<council_decision::Model>,
     pub implementation_updates: Vec<implementation_update::Model>,
+    /// The current gate's fingerprint, computed at the first [`Loaded::missing_approvals`]
+    /// (a value the read cache keeps is shared by the requests that reuse it).
+    gate_fingerprint: OnceLock<String>,
 }
 
 impl Loaded {
+    /// The commissions whose approval of the current gate is still missing
+    /// ([`Investigation::missing_approvals`]), with the gate's fingerprint computed once per
+    /// loaded value: hashing the gate's content was 2.3 % of a dashboard's instructions.
+    pub fn missing_approvals(&self) -> Vec<&Participant> {
+        let fingerprint = self
+            .gate_fingerprint
+            .get_or_init(|| self.domain.gate_fingerprint(self.domain.phase));
+        self.domain.missing_approvals_given(fingerprint)
+    }
+
     pub fn id(&self) -> Uuid {
         self.row.id
     }
@@ -910,6 +923,7 @@ fn assemble(
                 .collect(),
             council_decisions: decisions.remove(&id).unwrap_or_default(),
             implementation_updates: updates.remove(&id).unwrap_or_default(),
+            gate_fingerprint: OnceLock::new(),
         });
     }
     Ok(loaded)
