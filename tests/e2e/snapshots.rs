@@ -252,19 +252,7 @@ async fn the_read_cache_shows_only_what_the_database_holds() {
         assert_eq!(dashboard().await, first, "{}", server.label);
         // … by hand, clearing the digest: read with its body every time, kept never.
         body["documents"][0]["title"] = json!("Met de hand gewijzigd");
-        investigation_snapshot::Entity::update_many()
-            .col_expr(
-                investigation_snapshot::Column::Body,
-                Expr::val(body.to_string()),
-            )
-            .col_expr(
-                investigation_snapshot::Column::Digest,
-                Expr::val(None::<Vec<u8>>),
-            )
-            .filter(investigation_snapshot::Column::InvestigationId.eq(id))
-            .exec(conn)
-            .await
-            .expect("update");
+        write_snapshot(&server, id, body.to_string(), None).await;
         for _ in 0..2 {
             assert!(
                 titles(&dashboard().await).contains("Met de hand gewijzigd"),
@@ -406,11 +394,14 @@ const DASHBOARD_WITH_NAMES: &str = "{ investigations(first: 50) { edges { node {
 
 /// Writes a snapshot body with its digest, as another rkflow process would.
 async fn set_snapshot_body(server: &TestServer, id: Uuid, body: String) {
+    let digest = snapshot::digest(&body);
+    write_snapshot(server, id, body, Some(digest)).await;
+}
+
+/// Writes a snapshot body and this digest (NULL: a repair by hand that clears it).
+async fn write_snapshot(server: &TestServer, id: Uuid, body: String, digest: Option<Vec<u8>>) {
     investigation_snapshot::Entity::update_many()
-        .col_expr(
-            investigation_snapshot::Column::Digest,
-            Expr::val(snapshot::digest(&body)),
-        )
+        .col_expr(investigation_snapshot::Column::Digest, Expr::val(digest))
         .col_expr(investigation_snapshot::Column::Body, Expr::val(body))
         .filter(investigation_snapshot::Column::InvestigationId.eq(id))
         .exec(&server.db().conn)

@@ -35,8 +35,8 @@ use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
     DatabaseTransaction, EntityTrait, ExprTrait, FromQueryResult, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, RelationDef, SelectTwoModel,
-    SelectorTrait,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, RelationDef, Select,
+    SelectTwoModel, SelectorTrait,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
@@ -164,6 +164,14 @@ pub(crate) fn snapshot_of_investigation() -> RelationDef {
     )
 }
 
+/// The investigations with these ids, joined to their snapshots (the columns are the
+/// caller's).
+fn by_ids_with_snapshots(ids: &[Uuid]) -> Select<investigation::Entity> {
+    investigation::Entity::find()
+        .filter(investigation::Column::Id.is_in(ids.iter().copied()))
+        .join(JoinType::LeftJoin, snapshot_of_investigation())
+}
+
 /// Investigation rows with their snapshots (when they have one), one statement. With `lock`
 /// on PostgreSQL the investigation rows are locked first, by a statement of their own: the
 /// read after it then sees what the transaction that held the lock committed, snapshot
@@ -189,10 +197,8 @@ pub(crate) async fn fetch_with_snapshots<C: ConnectionTrait>(
         "investigations by ids with snapshots",
         uuid_values(ids),
         |backend| {
-            investigation::Entity::find()
-                .filter(investigation::Column::Id.is_in(ids.iter().copied()))
+            by_ids_with_snapshots(ids)
                 .select_also(investigation_snapshot::Entity)
-                .join(JoinType::LeftJoin, snapshot_of_investigation())
                 .build(backend)
         },
     )
@@ -255,9 +261,7 @@ async fn fetch_with_digests<C: ConnectionTrait>(
         "investigations by ids with snapshot digests",
         uuid_values(ids),
         |backend| {
-            investigation::Entity::find()
-                .filter(investigation::Column::Id.is_in(ids.iter().copied()))
-                .join(JoinType::LeftJoin, snapshot_of_investigation())
+            by_ids_with_snapshots(ids)
                 .column_as(investigation_snapshot::Column::Format, SNAPSHOT_FORMAT)
                 .column_as(investigation_snapshot::Column::Digest, SNAPSHOT_DIGEST)
                 .build(backend)
@@ -274,8 +278,6 @@ enum Source {
     /// Its snapshot, decoded; with the snapshot to keep the value built from it under (`None`:
     /// not kept, or a snapshot without a digest).
     Decoded(Box<Children>, Option<KeptSnapshot>),
-    /// Its snapshot's body, not read yet: the read cache holds nothing built from it.
-    Unread,
     /// Its tables: it has no snapshot yet, or one of another format.
     Tables,
 }
@@ -312,69 +314,76 @@ async fn load_rows<C: ConnectionTrait>(
     keep_built: bool,
 ) -> StoreResult<Vec<Arc<Loaded>>> {
     let mut rows = Vec::with_capacity(found.len());
-    let mut sources = Vec::with_capacity(found.len());
+    // `None`: the snapshot's body is still to be read (the read cache holds nothing built
+    // from it).
+    let mut sources: Vec<Option<Source>> = Vec::with_capacity(found.len());
     let mut unread = Vec::new();
     for (row, snapshot) in found {
         sources.push(match snapshot {
-            Some(snapshot) => {
-                let kept = snapshot
-                    .digest
+            Some(FetchedSnapshot {
+                format,
+                digest,
+                body,
+            }) => {
+                let kept = digest
                     .as_deref()
-                    .and_then(|digest| db.read_cache.get(&row, snapshot.format, digest));
-                match (kept, snapshot.body) {
-                    (Some((loaded, body)), _) => Source::Kept(
+                    .and_then(|digest| db.read_cache.get(&row, format, digest));
+                match (kept, digest, body) {
+                    (Some((loaded, body)), Some(digest), _) => Some(Source::Kept(
                         loaded,
                         KeptSnapshot {
-                            format: snapshot.format,
-                            digest: snapshot.digest.unwrap_or_default(),
+                            format,
+                            digest,
                             body,
                         },
-                    ),
-                    (None, Some(body)) => {
-                        Source::decoded(row.id, snapshot.format, snapshot.digest, body, keep_built)
+                    )),
+                    (_, digest, Some(body)) => {
+                        Some(Source::decoded(row.id, format, digest, body, keep_built))
                     }
-                    (None, None) => {
+                    _ => {
                         unread.push(row.id);
-                        Source::Unread
+                        None
                     }
                 }
             }
-            None => Source::Tables,
+            None => Some(Source::Tables),
         });
         rows.push(row);
     }
-    if !unread.is_empty() {
-        let mut again: HashMap<Uuid, _> = fetch_with_snapshots(conn, &unread, false)
+    let mut again: HashMap<Uuid, _> = if unread.is_empty() {
+        HashMap::new()
+    } else {
+        fetch_with_snapshots(conn, &unread, false)
             .await?
             .into_iter()
             .map(|(row, snapshot)| (row.id, (row, snapshot)))
-            .collect();
-        for (row, source) in rows.iter_mut().zip(sources.iter_mut()) {
-            if !matches!(source, Source::Unread) {
-                continue;
-            }
-            *source = match again.remove(&row.id) {
+            .collect()
+    };
+    let mut sources: Vec<Source> = rows
+        .iter_mut()
+        .zip(sources)
+        .map(|(row, source)| {
+            source.unwrap_or_else(|| match again.remove(&row.id) {
                 Some((read, snapshot)) => {
                     *row = read;
-                    match snapshot {
-                        Some(snapshot) => Source::decoded(
+                    snapshot.map_or(Source::Tables, |snapshot| {
+                        Source::decoded(
                             row.id,
                             snapshot.format,
                             snapshot.digest,
                             snapshot.body,
                             keep_built,
-                        ),
-                        None => Source::Tables,
-                    }
+                        )
+                    })
                 }
                 None => Source::Tables,
-            };
-        }
-    }
+            })
+        })
+        .collect();
     let without: Vec<investigation::Model> = rows
         .iter()
         .zip(&sources)
-        .filter(|(_, source)| matches!(source, Source::Tables | Source::Unread))
+        .filter(|(_, source)| matches!(source, Source::Tables))
         .map(|(row, _)| row.clone())
         .collect();
     let mut children = if without.is_empty() {
@@ -393,7 +402,7 @@ async fn load_rows<C: ConnectionTrait>(
             Source::Decoded(below, _) => {
                 commission_ids.extend(below.participants.iter().map(|p| p.commission_id))
             }
-            Source::Unread | Source::Tables => {}
+            Source::Tables => {}
         }
     }
     let commission_ids: Vec<Uuid> = commission_ids.into_iter().collect();
@@ -430,7 +439,7 @@ async fn load_rows<C: ConnectionTrait>(
                 to_build.push(row);
                 slots.push(Err(kept));
             }
-            Source::Unread | Source::Tables => {
+            Source::Tables => {
                 to_build.push(row);
                 slots.push(Err(None));
             }
