@@ -15,6 +15,8 @@
 #   PG_POOL=             the server's PostgreSQL pool (RKFLOW_DB_MAX_CONNECTIONS); default: the
 #                        server's own (twice the cores, 4-32). SQLite keeps its default (4).
 #   OUT=target/bench/<timestamp>
+#   BIN=                 a directory with `rkflow` and `rkflow-bench` to measure instead of
+#                        building this checkout (to compare two builds on one machine)
 #   REUSE_SEED=1         keep a PostgreSQL database and a SQLite file seeded earlier with the
 #                        same N and SEED (rkflow_bench_<N>, target/bench/sqlite-<N>-<SEED>.db,
 #                        each with a finished seed) instead of seeding afresh
@@ -64,9 +66,13 @@ info() {
   printf '{"kind":"info","text":"%s"}\n' "$(echo "$*" | sed 's/"/\\"/g')" >> "$RESULTS"
 }
 
-echo "== building (release)"
-cargo build --release -p rkflow -p rkflow-bench
-BIN=$ROOT/target/release
+if [ -n "${BIN:-}" ]; then
+  echo "== using the binaries in $BIN"
+else
+  echo "== building (release)"
+  cargo build --release -p rkflow -p rkflow-bench
+  BIN=$ROOT/target/release
+fi
 
 info "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
 info "PostgreSQL: $(psql -d postgres -Atc 'show server_version') (shared_buffers $(psql -d postgres -Atc 'show shared_buffers')); $(rustc --version)"

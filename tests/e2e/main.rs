@@ -8,6 +8,7 @@ mod follow_up;
 mod leaks;
 mod lifecycle;
 mod permissions;
+mod plain;
 mod reads;
 mod rebuttal;
 mod replicas;

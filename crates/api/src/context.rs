@@ -10,7 +10,8 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rkflow_domain::Actor;
 use rkflow_domain::role::StoredGrant;
-use rkflow_store::entity::{municipality, user};
+use rkflow_store::accounts::UserCard;
+use rkflow_store::entity::municipality;
 use rkflow_store::investigations::Loaded;
 use rkflow_store::organisation::CommissionWithMunicipalities;
 use rkflow_store::{Db, Origin, ReadView, accounts, investigations, organisation};
@@ -153,13 +154,56 @@ batch_loader!(
         .map(|l| (l.id(), l))
         .collect())
 );
-batch_loader!(UserLoader, Arc<user::Model>, |db, keys| Ok(
-    accounts::find_users(db, keys)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, Arc::new(u)))
-        .collect()
-));
+/// Users: those loaded up front ([`Loaders::load_users`]) from there, the rest in one read.
+pub struct UserLoader {
+    view: Arc<ReadView>,
+    known: KnownUsers,
+}
+
+/// The users a request has read, by id (shared by its user loader and its plain fields).
+type KnownUsers = Arc<std::sync::Mutex<HashMap<Uuid, Arc<UserCard>>>>;
+
+fn lock_users(known: &KnownUsers) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<UserCard>>> {
+    known
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Reads the users of `ids` not in `known` and adds them; those of `ids` it holds after.
+async fn read_users(
+    view: &ReadView,
+    known: &KnownUsers,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Arc<UserCard>>, rkflow_store::StoreError> {
+    let missing: Vec<Uuid> = {
+        let known = lock_users(known);
+        ids.iter()
+            .copied()
+            .filter(|id| !known.contains_key(id))
+            .collect()
+    };
+    let read = accounts::find_user_cards(view, &missing).await?;
+    let mut known = lock_users(known);
+    known.extend(read.into_iter().map(|u| (u.id, Arc::new(u))));
+    Ok(ids
+        .iter()
+        .filter_map(|id| known.get(id).map(|u| (*id, u.clone())))
+        .collect())
+}
+
+impl Loader<Uuid> for UserLoader {
+    type Value = Arc<UserCard>;
+    type Error = Arc<String>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        read_users(&self.view, &self.known, keys)
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "loader failed");
+                Arc::new("load failed".to_string())
+            })
+    }
+}
 batch_loader!(
     CommissionLoader,
     CommissionWithMunicipalities,
@@ -207,6 +251,20 @@ pub struct Loaders {
     pub municipalities: DataLoader<MunicipalityLoader, HashMapCache>,
     pub markdown: DataLoader<MarkdownLoader>,
     pub grants: DataLoader<GrantLoader>,
+    /// Commissions and municipalities fed up front, readable without waiting.
+    known: std::sync::Mutex<Known>,
+    /// The users read so far (also the user loader's first place to look).
+    known_users: KnownUsers,
+}
+
+/// The commissions and municipalities a request loaded with its investigations
+/// (`query::feed_commissions`): plain fields (`crate::plain`) answer a deadline's college or an
+/// approval's commission from here at once (authors' names from [`KnownUsers`]); what is not
+/// here goes through the loaders.
+#[derive(Default)]
+struct Known {
+    commissions: HashMap<Uuid, CommissionWithMunicipalities>,
+    municipalities: HashMap<Uuid, municipality::Model>,
 }
 
 impl Loaders {
@@ -237,11 +295,15 @@ impl Loaders {
         spawner: impl Fn(BoxFuture<'static, ()>) + Clone + Send + Sync + 'static,
         delay: Duration,
     ) -> Loaders {
+        let known_users = KnownUsers::default();
         Loaders {
             investigations: DataLoader::new(InvestigationLoader(view.clone()), spawner.clone())
                 .delay(delay),
             users: DataLoader::with_cache(
-                UserLoader(view.clone()),
+                UserLoader {
+                    view: view.clone(),
+                    known: known_users.clone(),
+                },
                 spawner.clone(),
                 HashMapCache::default(),
             )
@@ -261,7 +323,57 @@ impl Loaders {
             markdown: DataLoader::new(MarkdownLoader(view.clone()), spawner.clone()).delay(delay),
             grants: DataLoader::new(GrantLoader(view.clone()), spawner).delay(delay),
             view,
+            known: Default::default(),
+            known_users,
         }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reads the users of `ids` in one statement (none when all are known already), for
+    /// [`Loaders::known_user`] and the user loader: a page's users up front
+    /// (`query::prime_loaders`).
+    pub async fn load_users(&self, ids: &[Uuid]) -> ApiResult<()> {
+        read_users(&self.view, &self.known_users, ids)
+            .await
+            .map(drop)
+            .map_err(ApiError::from)
+    }
+
+    /// Feeds commissions and their municipalities to the loaders' caches, and keeps them for
+    /// [`Loaders::known_commission`] and [`Loaders::known_municipality`].
+    pub async fn feed_commissions(
+        &self,
+        commissions: Vec<(Uuid, CommissionWithMunicipalities)>,
+        municipalities: Vec<(Uuid, municipality::Model)>,
+    ) {
+        {
+            let mut known = self.known();
+            known.commissions.extend(commissions.iter().cloned());
+            known.municipalities.extend(municipalities.iter().cloned());
+        }
+        self.commissions.feed_many(commissions).await;
+        self.municipalities.feed_many(municipalities).await;
+    }
+
+    /// A user read so far in this request (up front by [`Loaders::load_users`], or by the
+    /// user loader).
+    pub fn known_user(&self, id: Uuid) -> Option<Arc<UserCard>> {
+        lock_users(&self.known_users).get(&id).cloned()
+    }
+
+    /// A commission fed up front ([`Loaders::feed_commissions`]).
+    pub fn known_commission(&self, id: Uuid) -> Option<CommissionWithMunicipalities> {
+        self.known().commissions.get(&id).cloned()
+    }
+
+    /// A municipality fed up front ([`Loaders::feed_commissions`]).
+    pub fn known_municipality(&self, id: Uuid) -> Option<municipality::Model> {
+        self.known().municipalities.get(&id).cloned()
     }
 }
 

@@ -14,6 +14,7 @@ pub mod files;
 pub mod input;
 pub mod limits;
 pub mod mutation;
+pub mod plain;
 pub mod query;
 pub mod scheduler;
 pub mod schema;

@@ -303,7 +303,7 @@ impl MutationRoot {
         Ok(LoginPayload {
             token,
             expires_at,
-            user: UserObject::own(user),
+            user: UserObject::own(&user),
         })
     }
 
@@ -479,7 +479,7 @@ impl MutationRoot {
             &hash,
         )
         .await?;
-        Ok(UserObject::of(created))
+        Ok(UserObject::written(&created))
     }
 
     /// Disabling ends every session of the user at once.
@@ -503,7 +503,7 @@ impl MutationRoot {
             disabled,
         )
         .await?;
-        Ok(UserObject::of(updated))
+        Ok(UserObject::written(&updated))
     }
 
     /// CHAIR, MEMBER, SECRETARY need a commissionId; the municipality roles a municipalityId;

@@ -27,6 +27,9 @@ pub struct Limits {
     pub introspection: bool,
     /// Operations, root fields, aliases, fields and directives per document.
     pub document: DocumentLimits,
+    /// Whether plain fields are answered at once ([`crate::plain`]); off, every field goes
+    /// through async-graphql's own resolvers (the same answers, slower: for comparing).
+    pub plain_fields: bool,
 }
 
 impl Default for Limits {
@@ -36,6 +39,7 @@ impl Default for Limits {
             max_complexity: 5_000,
             introspection: true,
             document: DocumentLimits::default(),
+            plain_fields: true,
         }
     }
 }
@@ -50,6 +54,9 @@ pub fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, MutationRoot, Subscri
         .disable_suggestions();
     if !limits.introspection {
         builder = builder.disable_introspection();
+    }
+    if !limits.plain_fields {
+        builder = builder.data(crate::plain::PlainFieldsOff);
     }
     builder
 }

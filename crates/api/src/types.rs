@@ -3,6 +3,7 @@
 
 use crate::context::{load_failed, loaders, request, state};
 use crate::error::{ApiError, ApiResult};
+use crate::plain::{self, Plain, PlainFields};
 use async_graphql::dataloader::{CacheFactory, DataLoader, Loader};
 use async_graphql::{
     Context, Enum, ID, InputValueError, InputValueResult, Object, Scalar, ScalarType, Value,
@@ -11,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rkflow_domain::role::StoredGrant;
 use rkflow_domain::visibility::View;
 use rkflow_domain::{Actor, Scope};
+use rkflow_store::accounts::UserCard;
 use rkflow_store::entity::{
     approval, audit_event, council_decision, council_submission, deadline, document,
     document_version, extension_request, implementation_update, municipality, recommendation, user,
@@ -139,24 +141,30 @@ pub fn parse_input_id(field: &str, id: &ID) -> ApiResult<Uuid> {
     Uuid::parse_str(id.as_str()).map_err(|_| ApiError::bad_input(field, "not a valid id"))
 }
 
+#[derive(Clone)]
 pub struct UserObject {
     /// Shared with the request's user loader (a page names the same authors many times).
-    pub model: Arc<user::Model>,
+    pub model: Arc<UserCard>,
     /// The user's own record (`me`, the login payload): grants and state are shown.
     pub own: bool,
 }
 
 impl UserObject {
-    pub fn of(model: impl Into<Arc<user::Model>>) -> UserObject {
+    pub fn of(card: Arc<UserCard>) -> UserObject {
         UserObject {
-            model: model.into(),
+            model: card,
             own: false,
         }
     }
 
-    pub fn own(model: impl Into<Arc<user::Model>>) -> UserObject {
+    /// A user just written (created, disabled or enabled).
+    pub fn written(user: &user::Model) -> UserObject {
+        UserObject::of(Arc::new(UserCard::from(user)))
+    }
+
+    pub fn own(user: &user::Model) -> UserObject {
         UserObject {
-            model: model.into(),
+            model: Arc::new(UserCard::from(user)),
             own: true,
         }
     }
@@ -165,6 +173,15 @@ impl UserObject {
     fn shows_private(&self, ctx: &Context<'_>) -> bool {
         let actor = request(ctx).actor();
         self.own || actor.user == Some(self.model.id.into()) || actor.is_admin()
+    }
+
+    /// The email address as the caller may see it.
+    fn shown_email(&self, ctx: &Context<'_>) -> &str {
+        if self.own || request(ctx).session.is_some() {
+            &self.model.email
+        } else {
+            ""
+        }
     }
 }
 
@@ -177,11 +194,7 @@ impl UserObject {
     /// The email address; empty for callers without a session (the public sees the names of
     /// a published bundle's authors, not their addresses).
     async fn email(&self, ctx: &Context<'_>) -> &str {
-        if self.own || request(ctx).session.is_some() {
-            &self.model.email
-        } else {
-            ""
-        }
+        self.shown_email(ctx)
     }
 
     async fn name(&self) -> &str {
@@ -206,6 +219,23 @@ impl UserObject {
     async fn disabled(&self, ctx: &Context<'_>) -> bool {
         self.shows_private(ctx) && self.model.disabled
     }
+}
+
+impl PlainFields for UserObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(self.model.id),
+            "email" => plain::string(self.shown_email(ctx)),
+            "name" => plain::string(&self.model.name),
+            "disabled" => Value::Boolean(self.shows_private(ctx) && self.model.disabled),
+            _ => return None,
+        })
+    }
+}
+
+/// A user loaded up front, answered at once (`None`: not loaded yet, so not plain).
+fn plain_user(ctx: &Context<'_>, id: Uuid) -> Option<Value> {
+    plain::object(ctx, &UserObject::of(loaders(ctx).known_user(id)?))
 }
 
 pub struct RoleGrantObject(pub StoredGrant);
@@ -309,13 +339,25 @@ impl MunicipalityObject {
     }
 
     /// The gemeenteraad.
-    async fn council(&self) -> CouncilObject {
-        CouncilObject(self.0.clone())
+    async fn council(&self) -> Plain<CouncilObject> {
+        Plain(CouncilObject(self.0.clone()))
     }
 
     /// The college van burgemeester en wethouders.
-    async fn college(&self) -> CollegeObject {
-        CollegeObject(self.0.clone())
+    async fn college(&self) -> Plain<CollegeObject> {
+        Plain(CollegeObject(self.0.clone()))
+    }
+}
+
+impl PlainFields for MunicipalityObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(self.0.id),
+            "name" => plain::string(&self.0.name),
+            "council" => plain::object(ctx, &CouncilObject(self.0.clone()))?,
+            "college" => plain::object(ctx, &CollegeObject(self.0.clone()))?,
+            _ => return None,
+        })
     }
 }
 
@@ -328,11 +370,28 @@ impl CouncilObject {
     }
 
     async fn name(&self) -> String {
-        format!("Gemeenteraad {}", self.0.name)
+        self.display_name()
     }
 
-    async fn municipality(&self) -> MunicipalityObject {
-        MunicipalityObject(self.0.clone())
+    async fn municipality(&self) -> Plain<MunicipalityObject> {
+        Plain(MunicipalityObject(self.0.clone()))
+    }
+}
+
+impl CouncilObject {
+    fn display_name(&self) -> String {
+        format!("Gemeenteraad {}", self.0.name)
+    }
+}
+
+impl PlainFields for CouncilObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(self.0.council_id),
+            "name" => Value::String(self.display_name()),
+            "municipality" => plain::object(ctx, &MunicipalityObject(self.0.clone()))?,
+            _ => return None,
+        })
     }
 }
 
@@ -345,12 +404,46 @@ impl CollegeObject {
     }
 
     async fn name(&self) -> String {
-        format!("College van B&W {}", self.0.name)
+        self.display_name()
     }
 
-    async fn municipality(&self) -> MunicipalityObject {
-        MunicipalityObject(self.0.clone())
+    async fn municipality(&self) -> Plain<MunicipalityObject> {
+        Plain(MunicipalityObject(self.0.clone()))
     }
+}
+
+impl CollegeObject {
+    fn display_name(&self) -> String {
+        format!("College van B&W {}", self.0.name)
+    }
+}
+
+impl PlainFields for CollegeObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(self.0.college_id),
+            "name" => Value::String(self.display_name()),
+            "municipality" => plain::object(ctx, &MunicipalityObject(self.0.clone()))?,
+            _ => return None,
+        })
+    }
+}
+
+/// The college of a municipality loaded up front, answered at once.
+fn plain_college(ctx: &Context<'_>, municipality: Uuid) -> Option<Value> {
+    plain::object(
+        ctx,
+        &CollegeObject(loaders(ctx).known_municipality(municipality)?),
+    )
+}
+
+/// The colleges of municipalities loaded up front, in their order, answered at once.
+fn plain_colleges(ctx: &Context<'_>, municipalities: impl Iterator<Item = Uuid>) -> Option<Value> {
+    let loaders = loaders(ctx);
+    let colleges = municipalities
+        .map(|m| loaders.known_municipality(m).map(CollegeObject))
+        .collect::<Option<Vec<_>>>()?;
+    plain::list(ctx, colleges)
 }
 
 pub struct CommissionObject(pub CommissionWithMunicipalities);
@@ -366,13 +459,8 @@ impl CommissionObject {
     }
 
     // Read with the commission (`organisation::with_municipalities`).
-    async fn municipalities(&self) -> Vec<MunicipalityObject> {
-        self.0
-            .municipalities
-            .iter()
-            .cloned()
-            .map(MunicipalityObject)
-            .collect()
+    async fn municipalities(&self) -> Vec<Plain<MunicipalityObject>> {
+        self.municipality_objects().map(Plain).collect()
     }
 
     /// Term of the administrative rebuttal in days (the commission's policy).
@@ -384,6 +472,35 @@ impl CommissionObject {
     async fn factual_check_term_days(&self) -> i32 {
         self.0.commission.factual_check_term_days
     }
+}
+
+impl CommissionObject {
+    fn municipality_objects(&self) -> impl Iterator<Item = MunicipalityObject> + '_ {
+        self.0
+            .municipalities
+            .iter()
+            .cloned()
+            .map(MunicipalityObject)
+    }
+}
+
+impl PlainFields for CommissionObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        let commission = &self.0.commission;
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(commission.id),
+            "name" => plain::string(&commission.name),
+            "municipalities" => plain::list(ctx, self.municipality_objects())?,
+            "rebuttalTermDays" => Value::from(commission.rebuttal_term_days),
+            "factualCheckTermDays" => Value::from(commission.factual_check_term_days),
+            _ => return None,
+        })
+    }
+}
+
+/// A commission loaded up front, answered at once.
+fn plain_commission(ctx: &Context<'_>, id: Uuid) -> Option<Value> {
+    plain::object(ctx, &CommissionObject(loaders(ctx).known_commission(id)?))
 }
 
 /// An investigation as one caller sees it.
@@ -453,33 +570,127 @@ impl InvestigationObject {
             .collect()
     }
 
+    fn commission_objects(&self) -> impl Iterator<Item = CommissionObject> + '_ {
+        self.loaded
+            .commissions
+            .iter()
+            .cloned()
+            .map(CommissionObject)
+    }
+
+    fn missing_approval_objects(&self) -> Vec<CommissionObject> {
+        if !self.view.sees_internals() || self.loaded.domain.phase.is_terminal() {
+            return Vec::new();
+        }
+        self.loaded
+            .missing_approvals()
+            .iter()
+            .filter_map(|participant| {
+                self.loaded
+                    .commissions
+                    .iter()
+                    .find(|c| c.commission.id == participant.id.0)
+            })
+            .cloned()
+            .map(CommissionObject)
+            .collect()
+    }
+
+    fn shown_research_questions(&self) -> Vec<String> {
+        if self.view.sees_research_questions(&self.loaded.domain) {
+            self.loaded.research_questions()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The rapporteurs, for the team only.
+    fn shown_rapporteurs(&self) -> &[rkflow_store::entity::rapporteur::Model] {
+        if self.view.sees_internals() {
+            &self.loaded.rapporteurs
+        } else {
+            &[]
+        }
+    }
+
+    fn approval_objects(&self) -> impl Iterator<Item = ApprovalObject> + '_ {
+        let approvals = if self.view.sees_internals() {
+            &self.loaded.approvals[..]
+        } else {
+            &[]
+        };
+        approvals.iter().cloned().map(ApprovalObject)
+    }
+
+    fn shown_gate_requirements(&self, ctx: &Context<'_>) -> Vec<String> {
+        if !self.view.sees_internals() || self.loaded.domain.phase.is_terminal() {
+            return Vec::new();
+        }
+        self.loaded.domain.gate_guard(state(ctx).clock.now())
+    }
+
+    fn shown_rebuttal_mode(&self) -> Option<ResponseMode> {
+        if self.view.sees_rebuttal_terms(&self.loaded.domain) {
+            self.loaded.domain.rebuttal_terms.map(|t| t.mode.into())
+        } else {
+            None
+        }
+    }
+
+    fn deadline_objects(&self) -> impl Iterator<Item = DeadlineObject> + '_ {
+        self.loaded
+            .deadlines
+            .iter()
+            .zip(&self.loaded.domain.deadlines)
+            .filter(|(_, domain)| self.view.sees_deadline(domain))
+            .map(|(model, _)| DeadlineObject(model.clone()))
+    }
+
+    fn response_objects(&self) -> impl Iterator<Item = ResponseObject> + '_ {
+        let domain = &self.loaded.domain;
+        domain
+            .responses
+            .iter()
+            .filter(|r| self.view.sees_response(domain, r))
+            .filter_map(|r| {
+                let version = self.loaded.versions.iter().find(|v| v.id == r.version.0)?;
+                Some(ResponseObject {
+                    state: r.clone(),
+                    version: version.clone(),
+                    counted: domain.counted_responses().iter().any(|c| c.id == r.id),
+                })
+            })
+    }
+
+    /// Documents with at least one version the caller may see, with only those versions.
+    fn document_objects(&self) -> impl Iterator<Item = DocumentObject> + '_ {
+        (0..self.loaded.documents.len()).filter_map(|index| self.document_object(index))
+    }
+
     fn document_object(&self, index: usize) -> Option<DocumentObject> {
         let model = &self.loaded.documents[index];
-        let domain = self.loaded.domain_document(model.id)?;
-        let versions: Vec<usize> = self
+        let domain_index = self
             .loaded
-            .versions
+            .domain
+            .documents
             .iter()
-            .enumerate()
-            .filter(|(_, v)| {
-                v.document_id == model.id
-                    && self
-                        .view
-                        .sees_version(&self.loaded.domain, domain, v.id.into())
-            })
-            .map(|(i, _)| i)
-            .collect();
+            .position(|d| d.id.0 == model.id)?;
+        let domain = &self.loaded.domain.documents[domain_index];
         let title = if self.view.sees_title(&self.loaded.domain, domain) {
             None
         } else {
             Some(domain.kind.default_title())
         };
-        (!versions.is_empty()).then(|| DocumentObject {
+        let document = DocumentObject {
             loaded: self.loaded.clone(),
+            view: self.view.clone(),
             index,
+            domain: domain_index,
             title,
-            versions,
-        })
+        };
+        // Listed when the caller sees at least one of its versions.
+        let seen = document.visible().next_back().is_some();
+        seen.then_some(document)
     }
 }
 
@@ -501,19 +712,9 @@ impl InvestigationObject {
         self.loaded.domain.suspended
     }
 
-    async fn commissions(&self, ctx: &Context<'_>) -> ApiResult<Vec<CommissionObject>> {
-        let found = loaders(ctx)
-            .commissions
-            .load_many(self.loaded.commission_ids.iter().copied())
-            .await
-            .map_err(load_failed)?;
-        Ok(self
-            .loaded
-            .commission_ids
-            .iter()
-            .filter_map(|id| found.get(id).cloned())
-            .map(CommissionObject)
-            .collect())
+    // Read with the investigation, in the order they were listed.
+    async fn commissions(&self) -> Vec<Plain<CommissionObject>> {
+        self.commission_objects().map(Plain).collect()
     }
 
     /// The concerned municipalities: those the participating commissions serve.
@@ -538,11 +739,7 @@ impl InvestigationObject {
 
     /// Shown to the team, and to whoever sees the approved proposal they come from.
     async fn research_questions(&self) -> Vec<String> {
-        if self.view.sees_research_questions(&self.loaded.domain) {
-            self.loaded.research_questions()
-        } else {
-            Vec::new()
-        }
+        self.shown_research_questions()
     }
 
     /// Start of the period under investigation.
@@ -561,77 +758,46 @@ impl InvestigationObject {
             .flatten()
     }
 
-    async fn rapporteurs(&self, ctx: &Context<'_>) -> ApiResult<Vec<RapporteurObject>> {
-        if !self.view.sees_internals() {
-            return Ok(Vec::new());
-        }
-        let users = load_users(ctx, self.loaded.rapporteurs.iter().map(|r| r.user_id)).await?;
+    async fn rapporteurs(&self, ctx: &Context<'_>) -> ApiResult<Vec<Plain<RapporteurObject>>> {
+        let rapporteurs = self.shown_rapporteurs();
+        let users = load_users(ctx, rapporteurs.iter().map(|r| r.user_id)).await?;
         Ok(users
             .into_iter()
-            .zip(&self.loaded.rapporteurs)
-            .map(|(user, r)| RapporteurObject {
-                user,
-                commission: r.commission_id,
+            .zip(rapporteurs)
+            .map(|(user, r)| {
+                Plain(RapporteurObject {
+                    user,
+                    commission: r.commission_id,
+                })
             })
             .collect())
     }
 
     /// Documents with at least one version the caller may see, with only those versions.
-    async fn documents(&self) -> Vec<DocumentObject> {
-        (0..self.loaded.documents.len())
-            .filter_map(|index| self.document_object(index))
-            .collect()
+    async fn documents(&self) -> Vec<Plain<DocumentObject>> {
+        self.document_objects().map(Plain).collect()
     }
 
     /// The still-valid approvals of the current phase's gate.
-    async fn approvals(&self) -> Vec<ApprovalObject> {
-        if !self.view.sees_internals() {
-            return Vec::new();
-        }
-        self.loaded
-            .approvals
-            .iter()
-            .cloned()
-            .map(ApprovalObject)
-            .collect()
+    async fn approvals(&self) -> Vec<Plain<ApprovalObject>> {
+        self.approval_objects().map(Plain).collect()
     }
 
     /// The commissions whose approval of the current gate is still missing (team only).
-    async fn missing_approvals(&self, ctx: &Context<'_>) -> ApiResult<Vec<CommissionObject>> {
-        if !self.view.sees_internals() || self.loaded.domain.phase.is_terminal() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<Uuid> = self
-            .loaded
-            .missing_approvals()
-            .iter()
-            .map(|participant| participant.id.0)
-            .collect();
-        let found = loaders(ctx)
-            .commissions
-            .load_many(ids.iter().copied())
-            .await
-            .map_err(load_failed)?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| found.get(id).cloned().map(CommissionObject))
-            .collect())
+    async fn missing_approvals(&self) -> Vec<Plain<CommissionObject>> {
+        self.missing_approval_objects()
+            .into_iter()
+            .map(Plain)
+            .collect()
     }
 
     /// What the current gate still lacks besides approvals (team only; empty when complete).
     async fn gate_requirements(&self, ctx: &Context<'_>) -> Vec<String> {
-        if !self.view.sees_internals() || self.loaded.domain.phase.is_terminal() {
-            return Vec::new();
-        }
-        self.loaded.domain.gate_guard(state(ctx).clock.now())
+        self.shown_gate_requirements(ctx)
     }
 
     async fn rebuttal_mode(&self) -> Option<ResponseMode> {
-        if self.view.sees_rebuttal_terms(&self.loaded.domain) {
-            self.loaded.domain.rebuttal_terms.map(|t| t.mode.into())
-        } else {
-            None
-        }
+        self.shown_rebuttal_mode()
     }
 
     /// The explicit due date of the rebuttal, when one was set.
@@ -647,8 +813,11 @@ impl InvestigationObject {
         }
     }
 
-    async fn recommendations(&self) -> Vec<RecommendationObject> {
+    async fn recommendations(&self) -> Vec<Plain<RecommendationObject>> {
         self.recommendation_objects()
+            .into_iter()
+            .map(Plain)
+            .collect()
     }
 
     /// One per concerned council once the bundle is submitted, all at the same instant.
@@ -668,14 +837,8 @@ impl InvestigationObject {
     }
 
     /// The deadlines of the factual check and the rebuttal the caller may see.
-    async fn deadlines(&self) -> Vec<DeadlineObject> {
-        self.loaded
-            .deadlines
-            .iter()
-            .zip(&self.loaded.domain.deadlines)
-            .filter(|(_, domain)| self.view.sees_deadline(domain))
-            .map(|(model, _)| DeadlineObject(model.clone()))
-            .collect()
+    async fn deadlines(&self) -> Vec<Plain<DeadlineObject>> {
+        self.deadline_objects().map(Plain).collect()
     }
 
     /// Extension requests: the team, and a college's contacts for their own college.
@@ -690,21 +853,8 @@ impl InvestigationObject {
     }
 
     /// Filed responses the caller may see, oldest first (a college's latest one counts).
-    async fn responses(&self) -> Vec<ResponseObject> {
-        let domain = &self.loaded.domain;
-        domain
-            .responses
-            .iter()
-            .filter(|r| self.view.sees_response(domain, r))
-            .filter_map(|r| {
-                let version = self.loaded.versions.iter().find(|v| v.id == r.version.0)?;
-                Some(ResponseObject {
-                    state: r.clone(),
-                    version: version.clone(),
-                    counted: domain.counted_responses().iter().any(|c| c.id == r.id),
-                })
-            })
-            .collect()
+    async fn responses(&self) -> Vec<Plain<ResponseObject>> {
+        self.response_objects().map(Plain).collect()
     }
 
     async fn published_at(&self) -> Option<DateTime<Utc>> {
@@ -716,6 +866,47 @@ impl InvestigationObject {
     }
 }
 
+impl PlainFields for InvestigationObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        let loaded = &self.loaded;
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(loaded.row.id),
+            "title" => plain::string(&loaded.row.title),
+            "phase" => plain::enumeration(Phase::from(loaded.domain.phase)),
+            "suspended" => Value::Boolean(loaded.domain.suspended),
+            "commissions" => plain::list(ctx, self.commission_objects())?,
+            "researchQuestions" => Value::from(self.shown_research_questions()),
+            "rapporteurs" => {
+                let loaders = loaders(ctx);
+                let rapporteurs = self
+                    .shown_rapporteurs()
+                    .iter()
+                    .map(|r| {
+                        Some(RapporteurObject {
+                            user: UserObject::of(loaders.known_user(r.user_id)?),
+                            commission: r.commission_id,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                plain::list(ctx, rapporteurs)?
+            }
+            "documents" => plain::list(ctx, self.document_objects())?,
+            "approvals" => plain::list(ctx, self.approval_objects())?,
+            "missingApprovals" => plain::list(ctx, self.missing_approval_objects())?,
+            "gateRequirements" => Value::from(self.shown_gate_requirements(ctx)),
+            "rebuttalMode" => self
+                .shown_rebuttal_mode()
+                .map_or(Value::Null, plain::enumeration),
+            "recommendations" => plain::list(ctx, self.recommendation_objects())?,
+            "deadlines" => plain::list(ctx, self.deadline_objects())?,
+            "responses" => plain::list(ctx, self.response_objects())?,
+            "publishedAt" => plain::optional_date_time(loaded.row.published_at.as_ref()),
+            "createdAt" => plain::date_time(&loaded.row.created_at),
+            _ => return None,
+        })
+    }
+}
+
 pub struct RapporteurObject {
     pub user: UserObject,
     pub commission: Uuid,
@@ -723,14 +914,25 @@ pub struct RapporteurObject {
 
 #[Object(name = "Rapporteur")]
 impl RapporteurObject {
-    async fn user(&self) -> &UserObject {
-        &self.user
+    async fn user(&self) -> Plain<UserObject> {
+        Plain(self.user.clone())
     }
 
-    async fn commission(&self, ctx: &Context<'_>) -> ApiResult<CommissionObject> {
+    async fn commission(&self, ctx: &Context<'_>) -> ApiResult<Plain<CommissionObject>> {
         load_commission(ctx, self.commission)
             .await?
+            .map(Plain)
             .ok_or_else(|| ApiError::internal(&"rapporteur of a missing commission"))
+    }
+}
+
+impl PlainFields for RapporteurObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        Some(match ctx.item.node.name.node.as_str() {
+            "user" => plain::object(ctx, &self.user)?,
+            "commission" => plain_commission(ctx, self.commission)?,
+            _ => return None,
+        })
     }
 }
 
@@ -738,13 +940,14 @@ impl RapporteurObject {
 /// copied out only when asked for; a dashboard asks for the latest alone).
 pub struct DocumentObject {
     loaded: Arc<Loaded>,
+    view: Arc<View>,
     /// The document's place in `loaded.documents`.
     index: usize,
+    /// Its place in `loaded.domain.documents`.
+    domain: usize,
     /// The kind's default title when the caller may not see the document's own
     /// (`View::sees_title`).
     title: Option<&'static str>,
-    /// The places in `loaded.versions` of the versions the caller may see, oldest first.
-    versions: Vec<usize>,
 }
 
 impl DocumentObject {
@@ -755,6 +958,39 @@ impl DocumentObject {
     fn version(&self, index: usize) -> VersionObject {
         VersionObject(self.loaded.versions[index].clone())
     }
+
+    fn parsed_kind(&self) -> Option<DocumentKind> {
+        rkflow_domain::DocumentKind::parse(&self.model().kind).map(Into::into)
+    }
+
+    fn shown_title(&self) -> &str {
+        self.title.unwrap_or(&self.model().title)
+    }
+
+    /// The places in `loaded.versions` of the versions the caller may see, oldest first
+    /// (asked from the end, the latest costs one visibility check, not one per version: a
+    /// dashboard asks for the latest alone).
+    fn visible(&self) -> impl DoubleEndedIterator<Item = usize> + '_ {
+        let id = self.model().id;
+        let investigation = &self.loaded.domain;
+        let domain = &investigation.documents[self.domain];
+        self.loaded
+            .versions
+            .iter()
+            .enumerate()
+            .filter(move |(_, v)| {
+                v.document_id == id && self.view.sees_version(investigation, domain, v.id.into())
+            })
+            .map(|(i, _)| i)
+    }
+
+    fn version_objects(&self) -> impl Iterator<Item = VersionObject> + '_ {
+        self.visible().map(|i| self.version(i))
+    }
+
+    fn latest_version_object(&self) -> Option<VersionObject> {
+        self.visible().next_back().map(|i| self.version(i))
+    }
 }
 
 #[Object(name = "Document")]
@@ -764,21 +1000,33 @@ impl DocumentObject {
     }
 
     async fn kind(&self) -> ApiResult<DocumentKind> {
-        rkflow_domain::DocumentKind::parse(&self.model().kind)
-            .map(Into::into)
+        self.parsed_kind()
             .ok_or_else(|| ApiError::internal(&"unknown document kind"))
     }
 
     async fn title(&self) -> &str {
-        self.title.unwrap_or(&self.model().title)
+        self.shown_title()
     }
 
-    async fn versions(&self) -> Vec<VersionObject> {
-        self.versions.iter().map(|&i| self.version(i)).collect()
+    async fn versions(&self) -> Vec<Plain<VersionObject>> {
+        self.version_objects().map(Plain).collect()
     }
 
-    async fn latest_version(&self) -> Option<VersionObject> {
-        self.versions.last().map(|&i| self.version(i))
+    async fn latest_version(&self) -> Option<Plain<VersionObject>> {
+        self.latest_version_object().map(Plain)
+    }
+}
+
+impl PlainFields for DocumentObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(self.model().id),
+            "kind" => plain::enumeration(self.parsed_kind()?),
+            "title" => plain::string(self.shown_title()),
+            "versions" => plain::list(ctx, self.version_objects())?,
+            "latestVersion" => plain::optional(ctx, self.latest_version_object().as_ref())?,
+            _ => return None,
+        })
     }
 }
 
@@ -804,7 +1052,7 @@ impl VersionObject {
     }
 
     async fn size_bytes(&self) -> i32 {
-        i32::try_from(self.0.size_bytes).unwrap_or(i32::MAX)
+        self.size_as_int()
     }
 
     async fn media_type(&self) -> &str {
@@ -841,8 +1089,8 @@ impl VersionObject {
         download_path(self.0.id)
     }
 
-    async fn author(&self, ctx: &Context<'_>) -> ApiResult<UserObject> {
-        load_user(ctx, self.0.author_id).await
+    async fn author(&self, ctx: &Context<'_>) -> ApiResult<Plain<UserObject>> {
+        load_user(ctx, self.0.author_id).await.map(Plain)
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -854,24 +1102,50 @@ impl VersionObject {
     }
 }
 
+impl VersionObject {
+    fn size_as_int(&self) -> i32 {
+        i32::try_from(self.0.size_bytes).unwrap_or(i32::MAX)
+    }
+}
+
+impl PlainFields for VersionObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        let version = &self.0;
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(version.id),
+            "number" => Value::from(version.number),
+            "sha256" => plain::string(&version.sha256),
+            "sizeBytes" => Value::from(self.size_as_int()),
+            "mediaType" => plain::string(&version.media_type),
+            "fileName" => plain::optional_string(version.file_name.as_deref()),
+            "downloadUrl" => Value::String(download_path(version.id)),
+            "author" => plain_user(ctx, version.author_id)?,
+            "createdAt" => plain::date_time(&version.created_at),
+            "note" => plain::optional_string(version.note.as_deref()),
+            // `content` loads the text and records the read.
+            _ => return None,
+        })
+    }
+}
+
 pub struct ApprovalObject(pub approval::Model);
 
 #[Object(name = "Approval")]
 impl ApprovalObject {
     async fn phase(&self) -> ApiResult<Phase> {
-        rkflow_domain::Phase::parse(&self.0.phase)
-            .map(Into::into)
+        self.parsed_phase()
             .ok_or_else(|| ApiError::internal(&"unknown phase"))
     }
 
-    async fn commission(&self, ctx: &Context<'_>) -> ApiResult<CommissionObject> {
+    async fn commission(&self, ctx: &Context<'_>) -> ApiResult<Plain<CommissionObject>> {
         load_commission(ctx, self.0.commission_id)
             .await?
+            .map(Plain)
             .ok_or_else(|| ApiError::internal(&"approval of a missing commission"))
     }
 
-    async fn approved_by(&self, ctx: &Context<'_>) -> ApiResult<UserObject> {
-        load_user(ctx, self.0.approved_by).await
+    async fn approved_by(&self, ctx: &Context<'_>) -> ApiResult<Plain<UserObject>> {
+        load_user(ctx, self.0.approved_by).await.map(Plain)
     }
 
     async fn approved_at(&self) -> DateTime<Utc> {
@@ -880,6 +1154,26 @@ impl ApprovalObject {
 
     async fn comment(&self) -> Option<&str> {
         self.0.comment.as_deref()
+    }
+}
+
+impl ApprovalObject {
+    fn parsed_phase(&self) -> Option<Phase> {
+        rkflow_domain::Phase::parse(&self.0.phase).map(Into::into)
+    }
+}
+
+impl PlainFields for ApprovalObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        let approval = &self.0;
+        Some(match ctx.item.node.name.node.as_str() {
+            "phase" => plain::enumeration(self.parsed_phase()?),
+            "commission" => plain_commission(ctx, approval.commission_id)?,
+            "approvedBy" => plain_user(ctx, approval.approved_by)?,
+            "approvedAt" => plain::date_time(&approval.approved_at),
+            "comment" => plain::optional_string(approval.comment.as_deref()),
+            _ => return None,
+        })
     }
 }
 
@@ -907,8 +1201,7 @@ impl RecommendationObject {
     }
 
     async fn addressee(&self) -> ApiResult<RecommendationAddressee> {
-        rkflow_domain::RecommendationAddressee::parse(&self.model.addressee)
-            .map(Into::into)
+        self.parsed_addressee()
             .ok_or_else(|| ApiError::internal(&"unknown addressee"))
     }
 
@@ -957,6 +1250,25 @@ impl RecommendationObject {
                 })
             })
             .collect())
+    }
+}
+
+impl RecommendationObject {
+    fn parsed_addressee(&self) -> Option<RecommendationAddressee> {
+        rkflow_domain::RecommendationAddressee::parse(&self.model.addressee).map(Into::into)
+    }
+}
+
+impl PlainFields for RecommendationObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(self.model.id),
+            "number" => Value::from(self.model.number),
+            "text" => plain::string(&self.model.text),
+            "addressee" => plain::enumeration(self.parsed_addressee()?),
+            // Decisions, updates and positions name councils, users and colleges: loaded.
+            _ => return None,
+        })
     }
 }
 
@@ -1079,9 +1391,9 @@ pub struct RecommendationPositionObject {
 async fn colleges_of(
     ctx: &Context<'_>,
     municipalities: impl Iterator<Item = Uuid> + Clone,
-) -> ApiResult<Vec<CollegeObject>> {
+) -> ApiResult<Vec<Plain<CollegeObject>>> {
     let found = load_in_order(&loaders(ctx).municipalities, municipalities, "municipality").await?;
-    Ok(found.into_iter().map(CollegeObject).collect())
+    Ok(found.into_iter().map(|m| Plain(CollegeObject(m))).collect())
 }
 
 /// The college of a municipality (by municipality id).
@@ -1101,14 +1413,13 @@ impl DeadlineObject {
     }
 
     async fn kind(&self) -> ApiResult<DeadlineKind> {
-        rkflow_domain::rebuttal::DeadlineKind::parse(&self.0.kind)
-            .map(Into::into)
+        self.parsed_kind()
             .ok_or_else(|| ApiError::internal(&"unknown deadline kind"))
     }
 
     /// The college (or, for the factual check, the municipality's college) this deadline binds.
-    async fn college(&self, ctx: &Context<'_>) -> ApiResult<Option<CollegeObject>> {
-        Ok(Some(college_of(ctx, self.0.municipality_id).await?))
+    async fn college(&self, ctx: &Context<'_>) -> ApiResult<Option<Plain<CollegeObject>>> {
+        Ok(Some(Plain(college_of(ctx, self.0.municipality_id).await?)))
     }
 
     async fn due_at(&self) -> DateTime<Utc> {
@@ -1116,9 +1427,32 @@ impl DeadlineObject {
     }
 
     async fn status(&self) -> ApiResult<DeadlineStatus> {
-        rkflow_domain::rebuttal::DeadlineStatus::parse(&self.0.status)
-            .map(Into::into)
+        self.parsed_status()
             .ok_or_else(|| ApiError::internal(&"unknown deadline status"))
+    }
+}
+
+impl DeadlineObject {
+    fn parsed_kind(&self) -> Option<DeadlineKind> {
+        rkflow_domain::rebuttal::DeadlineKind::parse(&self.0.kind).map(Into::into)
+    }
+
+    fn parsed_status(&self) -> Option<DeadlineStatus> {
+        rkflow_domain::rebuttal::DeadlineStatus::parse(&self.0.status).map(Into::into)
+    }
+}
+
+impl PlainFields for DeadlineObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        let deadline = &self.0;
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(deadline.id),
+            "kind" => plain::enumeration(self.parsed_kind()?),
+            "college" => plain_college(ctx, deadline.municipality_id)?,
+            "dueAt" => plain::date_time(&deadline.due_at),
+            "status" => plain::enumeration(self.parsed_status()?),
+            _ => return None,
+        })
     }
 }
 
@@ -1161,17 +1495,17 @@ impl ResponseObject {
         ID(self.state.id.to_string())
     }
 
-    async fn colleges(&self, ctx: &Context<'_>) -> ApiResult<Vec<CollegeObject>> {
+    async fn colleges(&self, ctx: &Context<'_>) -> ApiResult<Vec<Plain<CollegeObject>>> {
         colleges_of(ctx, self.state.colleges.iter().map(|c| c.0)).await
     }
 
     /// The colleges that have filed or co-signed it: it counts for exactly these.
-    async fn signed_by(&self, ctx: &Context<'_>) -> ApiResult<Vec<CollegeObject>> {
+    async fn signed_by(&self, ctx: &Context<'_>) -> ApiResult<Vec<Plain<CollegeObject>>> {
         colleges_of(ctx, self.state.signed_by.iter().map(|c| c.0)).await
     }
 
-    async fn version(&self) -> VersionObject {
-        VersionObject(self.version.clone())
+    async fn version(&self) -> Plain<VersionObject> {
+        Plain(VersionObject(self.version.clone()))
     }
 
     async fn filed_at(&self) -> DateTime<Utc> {
@@ -1185,6 +1519,22 @@ impl ResponseObject {
     /// Whether it is the latest response of at least one of its signing colleges.
     async fn counted(&self) -> bool {
         self.counted
+    }
+}
+
+impl PlainFields for ResponseObject {
+    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+        let state = &self.state;
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(state.id.0),
+            "colleges" => plain_colleges(ctx, state.colleges.iter().map(|c| c.0))?,
+            "signedBy" => plain_colleges(ctx, state.signed_by.iter().map(|c| c.0))?,
+            "version" => plain::object(ctx, &VersionObject(self.version.clone()))?,
+            "filedAt" => plain::date_time(&state.filed_at),
+            "late" => Value::Boolean(state.late),
+            "counted" => Value::Boolean(self.counted),
+            _ => return None,
+        })
     }
 }
 
@@ -1245,7 +1595,7 @@ pub struct PageInfo {
 #[graphql(name = "InvestigationEdge")]
 pub struct InvestigationEdge {
     pub cursor: String,
-    pub node: InvestigationObject,
+    pub node: Plain<InvestigationObject>,
 }
 
 #[derive(async_graphql::SimpleObject)]

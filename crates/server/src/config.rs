@@ -130,6 +130,10 @@ pub struct ServeArgs {
     /// Answer introspection queries (default: only with --demo).
     #[arg(long, env = "RKFLOW_INTROSPECTION", action = clap::ArgAction::Set)]
     pub introspection: Option<bool>,
+    /// Answer plain fields at once instead of through async-graphql's per-field futures (the
+    /// same answers; `false` only to compare the two).
+    #[arg(long, env = "RKFLOW_PLAIN_FIELDS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub plain_fields: bool,
     /// Origins allowed to call the API from a browser (CORS), comma-separated; none by
     /// default.
     #[arg(long, env = "RKFLOW_CORS_ORIGINS", default_value = "")]
@@ -466,6 +470,7 @@ impl TryFrom<ServeArgs> for ServerConfig {
                 max_depth: args.max_query_depth,
                 max_complexity: args.max_query_complexity,
                 introspection: args.introspection.unwrap_or(args.demo),
+                plain_fields: args.plain_fields,
                 document: rkflow_api::limits::DocumentLimits {
                     max_aliases: args.max_aliases,
                     max_fields: args.max_fields,

@@ -609,7 +609,14 @@ async fn execute_graphql(
         return outage;
     }
     let outcome = outcome_of(&response.errors);
-    let mut http = Json(response).into_response();
+    let mut http = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        crate::answer::to_json(&response),
+    )
+        .into_response();
     http.extensions_mut().insert(Outcome(outcome));
     http.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

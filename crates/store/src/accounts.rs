@@ -4,6 +4,7 @@ use crate::Db;
 use crate::audit::{self, Origin};
 use crate::entity::{login_attempt, role_grant, session, user};
 use crate::error::{StoreError, StoreResult};
+use crate::positional::Columns;
 use crate::statements::{self, uuid_values};
 use chrono::{DateTime, Utc};
 use rkflow_domain::role::StoredGrant;
@@ -11,8 +12,8 @@ use rkflow_domain::{DomainError, Grant, GrantId, Role, Scope};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, RelationDef,
+    EntityTrait, IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, RelationDef,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -26,20 +27,61 @@ pub async fn find_user<C: ConnectionTrait>(db: &C, id: Uuid) -> StoreResult<Opti
     Ok(user::Entity::find_by_id(id).one(db).await?)
 }
 
-pub async fn find_users<C: ConnectionTrait>(db: &C, ids: &[Uuid]) -> StoreResult<Vec<user::Model>> {
+/// A user as others see them (no password hash, no dates): what an answer names an author,
+/// an approver or a rapporteur by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserCard {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub disabled: bool,
+}
+
+impl From<&user::Model> for UserCard {
+    fn from(user: &user::Model) -> UserCard {
+        UserCard {
+            id: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            disabled: user.disabled,
+        }
+    }
+}
+
+/// The cards of the users with these ids, in one statement (a page's authors: reading whole
+/// rows, with their password hashes, cost twice as much).
+pub async fn find_user_cards<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> StoreResult<Vec<UserCard>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = statements::query_all(db, "users by ids", uuid_values(ids), |backend| {
+    let rows = statements::query_all(db, "user cards by ids", uuid_values(ids), |backend| {
         user::Entity::find()
+            .select_only()
+            .columns([
+                user::Column::Id,
+                user::Column::Email,
+                user::Column::Name,
+                user::Column::Disabled,
+            ])
             .filter(user::Column::Id.is_in(ids.iter().copied()))
             .build(backend)
     })
     .await?;
-    Ok(rows
-        .iter()
-        .map(|row| user::Model::from_query_result(row, ""))
-        .collect::<Result<_, _>>()?)
+    rows.iter()
+        .map(|row| {
+            // By position (`positional`), in the order selected above.
+            let mut columns = Columns::of(row);
+            Ok(UserCard {
+                id: columns.take()?,
+                email: columns.take()?,
+                name: columns.take()?,
+                disabled: columns.take()?,
+            })
+        })
+        .collect()
 }
 
 pub async fn find_user_by_email<C: ConnectionTrait>(
@@ -530,11 +572,16 @@ pub async fn find_session<C: ConnectionTrait>(
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let session = session::Model::from_query_result(first, "A_")?;
-    let owner = user::Model::from_query_result(first, "B_")?;
+    // By position (`positional`): the session's columns, the owner's, then a grant's.
+    let mut columns = Columns::of(first);
+    let session: session::Model = columns.model()?;
+    let owner: user::Model = columns.model()?;
     let mut owner_grants = Vec::new();
     for row in &rows {
-        if let Some(grant) = role_grant::Model::from_query_result_optional(row, GRANT)? {
+        let mut columns = Columns::of(row);
+        columns.skip::<session::Model>();
+        columns.skip::<user::Model>();
+        if let Some(grant) = columns.optional::<role_grant::Model>()? {
             owner_grants.push(grant_of(&grant)?);
         }
     }

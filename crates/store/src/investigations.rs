@@ -13,6 +13,7 @@ use crate::entity::{
 };
 use crate::error::{StoreError, StoreResult};
 use crate::joins::{to_children, with_children};
+use crate::positional::Columns;
 use crate::read_cache::KeptSnapshot;
 use crate::reads::Reader;
 use crate::statements::{self, uuid_values};
@@ -34,9 +35,8 @@ use rkflow_domain::{
 use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
-    DatabaseTransaction, EntityTrait, ExprTrait, FromQueryResult, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, RelationDef, Select,
-    SelectTwoModel, SelectorTrait,
+    DatabaseTransaction, EntityTrait, ExprTrait, JoinType, PaginatorTrait, QueryFilter, QueryOrder,
+    QueryResult, QuerySelect, QueryTrait, RelationDef, Select, SelectTwoModel, SelectorTrait,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
@@ -237,7 +237,8 @@ const SNAPSHOT_DIGEST: &str = "snapshot_digest";
 fn row_with_snapshot_key(
     row: &QueryResult,
 ) -> StoreResult<(investigation::Model, Option<FetchedSnapshot>)> {
-    let investigation = investigation::Model::from_query_result(row, "")?;
+    // By position (`positional`): the investigation's columns come first.
+    let investigation = Columns::of(row).model()?;
     let snapshot = match row.try_get::<Option<i32>>("", SNAPSHOT_FORMAT)? {
         Some(format) => Some(FetchedSnapshot {
             format,

@@ -16,6 +16,7 @@ pub mod investigations;
 mod joins;
 pub mod nodelay;
 pub mod organisation;
+mod positional;
 pub mod read_cache;
 pub mod reads;
 pub mod snapshot;

@@ -5,12 +5,13 @@ use crate::audit::{self, Origin};
 use crate::entity::{commission, commission_municipality, municipality};
 use crate::error::{StoreError, StoreResult};
 use crate::joins::{to_children, to_parent};
+use crate::positional::Columns;
 use crate::statements::{self, uuid_values};
 use chrono::{DateTime, Utc};
 use rkflow_domain::DomainError;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, SelectTwoModel, SelectorTrait,
+    QuerySelect, QueryTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -190,10 +191,11 @@ pub async fn commissions_by_ids<C: ConnectionTrait>(
         },
     )
     .await?;
-    grouped(
-        rows.into_iter()
-            .map(SelectTwoModel::<commission::Model, municipality::Model>::from_raw_query_result),
-    )
+    // By position (`positional`): the commission's columns, then its municipality's.
+    grouped(rows.iter().map(|row| {
+        let mut columns = Columns::of(row);
+        Ok((columns.model()?, columns.optional()?))
+    }))
 }
 
 /// Commissions with their municipalities (in the order of their ids), in one statement: the
