@@ -154,57 +154,98 @@ batch_loader!(
         .map(|l| (l.id(), l))
         .collect())
 );
-/// Users: those loaded up front ([`Loaders::load_users`]) from there, the rest in one read.
-pub struct UserLoader {
-    view: Arc<ReadView>,
-    known: KnownUsers,
-}
+/// The values a request has read, by id: the first place its loader looks, and what plain
+/// fields (`crate::plain`) answer from without waiting.
+type Known<V> = Arc<std::sync::Mutex<HashMap<Uuid, V>>>;
 
-/// The users a request has read, by id (shared by its user loader and its plain fields).
-type KnownUsers = Arc<std::sync::Mutex<HashMap<Uuid, Arc<UserCard>>>>;
-
-fn lock_users(known: &KnownUsers) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<UserCard>>> {
+fn lock<V>(known: &Known<V>) -> std::sync::MutexGuard<'_, HashMap<Uuid, V>> {
     known
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Reads the users of `ids` not in `known` and adds them; those of `ids` it holds after.
-async fn read_users(
-    view: &ReadView,
-    known: &KnownUsers,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, Arc<UserCard>>, rkflow_store::StoreError> {
-    let missing: Vec<Uuid> = {
-        let known = lock_users(known);
-        ids.iter()
-            .copied()
-            .filter(|id| !known.contains_key(id))
-            .collect()
+/// A loader that keeps what the request has read ([`Known`]): a key it holds is not read
+/// again, and values fed to it up front (a page's users, the commissions read with the
+/// investigations) are there for the loader and the plain fields alike.
+macro_rules! known_first_loader {
+    ($(#[$doc:meta])* $name:ident, $value:ty, |$db:ident, $keys:ident| $body:expr) => {
+        $(#[$doc])*
+        pub struct $name {
+            view: Arc<ReadView>,
+            known: Known<$value>,
+        }
+
+        impl $name {
+            fn new(view: Arc<ReadView>) -> $name {
+                $name {
+                    view,
+                    known: Known::default(),
+                }
+            }
+
+            /// The values of `ids`: those it holds, the rest read in one statement and kept.
+            async fn read(
+                &self,
+                ids: &[Uuid],
+            ) -> Result<HashMap<Uuid, $value>, rkflow_store::StoreError> {
+                let missing: Vec<Uuid> = {
+                    let known = lock(&self.known);
+                    ids.iter()
+                        .copied()
+                        .filter(|id| !known.contains_key(id))
+                        .collect()
+                };
+                if !missing.is_empty() {
+                    let $db: &ReadView = &self.view;
+                    let $keys = &missing[..];
+                    let read: Result<HashMap<Uuid, $value>, rkflow_store::StoreError> =
+                        async { $body }.await;
+                    lock(&self.known).extend(read?);
+                }
+                let known = lock(&self.known);
+                Ok(ids
+                    .iter()
+                    .filter_map(|id| known.get(id).map(|value| (*id, value.clone())))
+                    .collect())
+            }
+
+            /// The value of `id`, when read or fed already.
+            fn known(&self, id: Uuid) -> Option<$value> {
+                lock(&self.known).get(&id).cloned()
+            }
+
+            /// Values read elsewhere (users are only ever read by the loader itself).
+            #[allow(dead_code)]
+            fn feed(&self, values: impl IntoIterator<Item = (Uuid, $value)>) {
+                lock(&self.known).extend(values);
+            }
+        }
+
+        impl Loader<Uuid> for $name {
+            type Value = $value;
+            type Error = Arc<String>;
+
+            async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+                self.read(keys).await.map_err(|err| {
+                    tracing::error!(error = %err, "loader failed");
+                    Arc::new("load failed".to_string())
+                })
+            }
+        }
     };
-    let read = accounts::find_user_cards(view, &missing).await?;
-    let mut known = lock_users(known);
-    known.extend(read.into_iter().map(|u| (u.id, Arc::new(u))));
-    Ok(ids
-        .iter()
-        .filter_map(|id| known.get(id).map(|u| (*id, u.clone())))
+}
+
+known_first_loader!(
+    /// Users as others see them (cards).
+    UserLoader,
+    Arc<UserCard>,
+    |db, keys| Ok(accounts::find_user_cards(db, keys)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, Arc::new(u)))
         .collect())
-}
-
-impl Loader<Uuid> for UserLoader {
-    type Value = Arc<UserCard>;
-    type Error = Arc<String>;
-
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        read_users(&self.view, &self.known, keys)
-            .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "loader failed");
-                Arc::new("load failed".to_string())
-            })
-    }
-}
-batch_loader!(
+);
+known_first_loader!(
     CommissionLoader,
     CommissionWithMunicipalities,
     |db, keys| Ok(organisation::commissions_by_ids(db, keys)
@@ -213,7 +254,7 @@ batch_loader!(
         .map(|c| (c.commission.id, c))
         .collect())
 );
-batch_loader!(MunicipalityLoader, municipality::Model, |db, keys| Ok(
+known_first_loader!(MunicipalityLoader, municipality::Model, |db, keys| Ok(
     organisation::municipalities_by_ids(db, keys)
         .await?
         .into_iter()
@@ -251,20 +292,6 @@ pub struct Loaders {
     pub municipalities: DataLoader<MunicipalityLoader, HashMapCache>,
     pub markdown: DataLoader<MarkdownLoader>,
     pub grants: DataLoader<GrantLoader>,
-    /// Commissions and municipalities fed up front, readable without waiting.
-    known: std::sync::Mutex<Known>,
-    /// The users read so far (also the user loader's first place to look).
-    known_users: KnownUsers,
-}
-
-/// The commissions and municipalities a request loaded with its investigations
-/// (`query::feed_commissions`): plain fields (`crate::plain`) answer a deadline's college or an
-/// approval's commission from here at once (authors' names from [`KnownUsers`]); what is not
-/// here goes through the loaders.
-#[derive(Default)]
-struct Known {
-    commissions: HashMap<Uuid, CommissionWithMunicipalities>,
-    municipalities: HashMap<Uuid, municipality::Model>,
 }
 
 impl Loaders {
@@ -295,27 +322,23 @@ impl Loaders {
         spawner: impl Fn(BoxFuture<'static, ()>) + Clone + Send + Sync + 'static,
         delay: Duration,
     ) -> Loaders {
-        let known_users = KnownUsers::default();
         Loaders {
             investigations: DataLoader::new(InvestigationLoader(view.clone()), spawner.clone())
                 .delay(delay),
             users: DataLoader::with_cache(
-                UserLoader {
-                    view: view.clone(),
-                    known: known_users.clone(),
-                },
+                UserLoader::new(view.clone()),
                 spawner.clone(),
                 HashMapCache::default(),
             )
             .delay(delay),
             commissions: DataLoader::with_cache(
-                CommissionLoader(view.clone()),
+                CommissionLoader::new(view.clone()),
                 spawner.clone(),
                 HashMapCache::default(),
             )
             .delay(delay),
             municipalities: DataLoader::with_cache(
-                MunicipalityLoader(view.clone()),
+                MunicipalityLoader::new(view.clone()),
                 spawner.clone(),
                 HashMapCache::default(),
             )
@@ -323,57 +346,47 @@ impl Loaders {
             markdown: DataLoader::new(MarkdownLoader(view.clone()), spawner.clone()).delay(delay),
             grants: DataLoader::new(GrantLoader(view.clone()), spawner).delay(delay),
             view,
-            known: Default::default(),
-            known_users,
         }
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
-        self.known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Reads the users of `ids` in one statement (none when all are known already), for
+    /// Reads the users of `ids` in one statement (none when all are read already), for
     /// [`Loaders::known_user`] and the user loader: a page's users up front
     /// (`query::prime_loaders`).
-    pub async fn load_users(&self, ids: &[Uuid]) -> ApiResult<()> {
-        read_users(&self.view, &self.known_users, ids)
+    pub async fn read_users(&self, ids: &[Uuid]) -> ApiResult<()> {
+        self.users
+            .loader()
+            .read(ids)
             .await
             .map(drop)
             .map_err(ApiError::from)
     }
 
-    /// Feeds commissions and their municipalities to the loaders' caches, and keeps them for
-    /// [`Loaders::known_commission`] and [`Loaders::known_municipality`].
-    pub async fn feed_commissions(
+    /// Hands the commissions read with investigations, and their municipalities, to their
+    /// loaders (which then read them no more) and to [`Loaders::known_commission`] and
+    /// [`Loaders::known_municipality`].
+    pub fn feed_commissions(
         &self,
         commissions: Vec<(Uuid, CommissionWithMunicipalities)>,
         municipalities: Vec<(Uuid, municipality::Model)>,
     ) {
-        {
-            let mut known = self.known();
-            known.commissions.extend(commissions.iter().cloned());
-            known.municipalities.extend(municipalities.iter().cloned());
-        }
-        self.commissions.feed_many(commissions).await;
-        self.municipalities.feed_many(municipalities).await;
+        self.commissions.loader().feed(commissions);
+        self.municipalities.loader().feed(municipalities);
     }
 
-    /// A user read so far in this request (up front by [`Loaders::load_users`], or by the
+    /// A user read so far in this request (up front by [`Loaders::read_users`], or by the
     /// user loader).
     pub fn known_user(&self, id: Uuid) -> Option<Arc<UserCard>> {
-        lock_users(&self.known_users).get(&id).cloned()
+        self.users.loader().known(id)
     }
 
-    /// A commission fed up front ([`Loaders::feed_commissions`]).
+    /// A commission fed up front ([`Loaders::feed_commissions`]) or loaded.
     pub fn known_commission(&self, id: Uuid) -> Option<CommissionWithMunicipalities> {
-        self.known().commissions.get(&id).cloned()
+        self.commissions.loader().known(id)
     }
 
-    /// A municipality fed up front ([`Loaders::feed_commissions`]).
+    /// A municipality fed up front ([`Loaders::feed_commissions`]) or loaded.
     pub fn known_municipality(&self, id: Uuid) -> Option<municipality::Model> {
-        self.known().municipalities.get(&id).cloned()
+        self.municipalities.loader().known(id)
     }
 }
 

@@ -65,7 +65,7 @@ pub async fn visible_investigation(ctx: &Context<'_>, id: Uuid) -> ApiResult<Inv
         .ok_or_else(ApiError::not_found)?;
     // Its commissions and their municipalities came with it: no second read when a field
     // asks for them (a deadline's or a response's college, say).
-    feed_commissions(ctx, [&*loaded]).await;
+    feed_commissions(ctx, [&*loaded]);
     InvestigationObject::for_actor(loaded, &request(ctx).actor()).ok_or_else(ApiError::not_found)
 }
 
@@ -83,7 +83,7 @@ async fn prime_loaders<'a>(
     let nodes: Vec<&Loaded> = nodes.map(|loaded| &**loaded).collect();
     let asked = NamedUsers::asked(ctx.look_ahead().field("edges").field("node"));
     prime_users(ctx, &asked, &nodes).await?;
-    feed_commissions(ctx, nodes).await;
+    feed_commissions(ctx, nodes);
     Ok(())
 }
 
@@ -100,7 +100,7 @@ async fn prime_users(ctx: &Context<'_>, asked: &NamedUsers, nodes: &[&Loaded]) -
     users.sort_unstable();
     users.dedup();
     let users: Vec<Uuid> = users.into_iter().map(Uuid::from_u128).collect();
-    loaders(ctx).load_users(&users).await
+    loaders(ctx).read_users(&users).await
 }
 
 /// Which of the users a page's nodes name the query asks for. A dashboard asks for the latest
@@ -155,12 +155,9 @@ impl NamedUsers {
     }
 }
 
-/// Puts the commissions loaded with investigations, and their municipalities, into the
-/// request's loader caches.
-async fn feed_commissions<'a>(
-    ctx: &Context<'_>,
-    investigations: impl IntoIterator<Item = &'a Loaded>,
-) {
+/// Hands the commissions loaded with investigations, and their municipalities, to the
+/// request's loaders.
+fn feed_commissions<'a>(ctx: &Context<'_>, investigations: impl IntoIterator<Item = &'a Loaded>) {
     let mut commissions = Vec::new();
     let mut municipalities = Vec::new();
     for loaded in investigations {
@@ -169,9 +166,7 @@ async fn feed_commissions<'a>(
             commissions.push((c.commission.id, c.clone()));
         }
     }
-    loaders(ctx)
-        .feed_commissions(commissions, municipalities)
-        .await;
+    loaders(ctx).feed_commissions(commissions, municipalities);
 }
 
 async fn investigation_page(

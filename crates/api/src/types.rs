@@ -579,7 +579,7 @@ impl InvestigationObject {
     }
 
     fn missing_approval_objects(&self) -> Vec<CommissionObject> {
-        if !self.view.sees_internals() || self.loaded.domain.phase.is_terminal() {
+        if !self.view.sees_gate(&self.loaded.domain) {
             return Vec::new();
         }
         self.loaded
@@ -623,7 +623,7 @@ impl InvestigationObject {
     }
 
     fn shown_gate_requirements(&self, ctx: &Context<'_>) -> Vec<String> {
-        if !self.view.sees_internals() || self.loaded.domain.phase.is_terminal() {
+        if !self.view.sees_gate(&self.loaded.domain) {
             return Vec::new();
         }
         self.loaded.domain.gate_guard(state(ctx).clock.now())
@@ -648,16 +648,18 @@ impl InvestigationObject {
 
     fn response_objects(&self) -> impl Iterator<Item = ResponseObject> + '_ {
         let domain = &self.loaded.domain;
+        // Once for all responses (each college's latest), not once per response.
+        let counted: Vec<_> = domain.counted_responses().iter().map(|c| c.id).collect();
         domain
             .responses
             .iter()
             .filter(|r| self.view.sees_response(domain, r))
-            .filter_map(|r| {
+            .filter_map(move |r| {
                 let version = self.loaded.versions.iter().find(|v| v.id == r.version.0)?;
                 Some(ResponseObject {
                     state: r.clone(),
                     version: version.clone(),
-                    counted: domain.counted_responses().iter().any(|c| c.id == r.id),
+                    counted: counted.contains(&r.id),
                 })
             })
     }

@@ -107,6 +107,12 @@ impl View {
         self.everything
     }
 
+    /// The current gate — whose approvals are still missing, what it still lacks: the team's,
+    /// and only while the phase has a gate (a closed or cancelled investigation has none).
+    pub fn sees_gate(&self, investigation: &Investigation) -> bool {
+        self.sees_internals() && !investigation.phase.is_terminal()
+    }
+
     /// Research questions and scope: they are part of the proposal, so whoever sees the
     /// approved proposal sees them too.
     pub fn sees_research_questions(&self, investigation: &Investigation) -> bool {

@@ -1804,6 +1804,8 @@ fn cancel_is_terminal_and_needs_a_reason() {
     assert_eq!(world.inv.phase, Phase::Cancelled);
     assert!(!world.inv.suspended);
     assert_eq!(world.inv.phase.next(), None);
+    // No gate left to show, not even to the team.
+    assert!(!View::of(&world.inv, &world.member).sees_gate(&world.inv));
     let rapporteur = world.rapporteur.user.unwrap();
     let commission = world.commissions[0];
     let commands = [
@@ -2129,8 +2131,10 @@ fn a_college_contact_sees_the_approved_proposal_not_the_research_drafts() {
     }
     let view = View::of(&world.inv, &world.college);
     assert!(!view.sees_internals());
+    assert!(!view.sees_gate(&world.inv));
     assert!(!view.sees_audit_trail());
     assert!(!view.sees_recommendations(&world.inv));
+    assert!(View::of(&world.inv, &world.member).sees_gate(&world.inv));
 
     world.advance_to(Phase::AdministrativeRebuttal);
     assert!(sees(&world, Who::College, report));
