@@ -2,7 +2,8 @@
 //! two servers on one database, one of them with plain answering off
 //! (`RKFLOW_PLAIN_FIELDS=false`), give every reader the same answers — the benchmark's and the
 //! front-ends' operations, every field of the types that answer plain fields, and selections
-//! with fragments, aliases, `__typename` and a field selected twice.
+//! with fragments, aliases, `__typename` and fields selected twice (answered without plain
+//! answers, `rkflow_api::documents::repeats_response_keys`).
 
 use crate::support::{Flow, id_of};
 use rkflow_domain::{DocumentKind, Phase};
@@ -43,7 +44,7 @@ fn everything() -> String {
     )
 }
 
-/// Fragments, aliases, `__typename`, a field twice (async-graphql merges the two).
+/// Fragments, aliases, `__typename`.
 const TRICKY: &str = "query($id: ID!) { investigation(id: $id) {
     __typename
     ...Head
@@ -56,11 +57,25 @@ const TRICKY: &str = "query($id: ID!) { investigation(id: $id) {
         latestVersion { __typename number author { ...Who } }
     }
     commissions { name }
-    commissions { id municipalities { name } }
+    c: commissions { id municipalities { name } }
     deadlines { ... on Deadline { dueAt } kind }
 } }
 fragment Head on Investigation { id phase }
 fragment Who on User { name email }";
+
+/// Response keys named twice, whose answers async-graphql merges: in an investigation, through
+/// a fragment, and at the root.
+const REPEATED: &str = "query($id: ID!) {
+    investigation(id: $id) {
+        commissions { name }
+        commissions { id municipalities { name } }
+        documents { kind }
+        ...Documents
+    }
+    again: investigation(id: $id) { title }
+    again: investigation(id: $id) { phase documents { latestVersion { number } } }
+}
+fragment Documents on Investigation { documents { title latestVersion { author { name } } } }";
 
 #[tokio::test]
 async fn plain_answers_are_async_graphql_s_answers() {
@@ -130,7 +145,7 @@ async fn plain_answers_are_async_graphql_s_answers() {
             let token = flow.token(who);
             let mut asks = vec![(DASHBOARD, json!({ "first": 50 }))];
             for id in [&rebuttal, &proposal] {
-                for query in [INVESTIGATION, everything.as_str(), TRICKY] {
+                for query in [INVESTIGATION, everything.as_str(), TRICKY, REPEATED] {
                     asks.push((query, json!({ "id": id })));
                 }
             }
@@ -145,7 +160,7 @@ async fn plain_answers_are_async_graphql_s_answers() {
                 compared += 1;
             }
         }
-        assert_eq!(compared, readers.len() * 7);
+        assert_eq!(compared, readers.len() * 9);
 
         // The comparison covered answers with content, not empty ones.
         let chair = server

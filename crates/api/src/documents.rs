@@ -21,7 +21,8 @@
 
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{
-    BaseType, DocumentOperations, ExecutableDocument, OperationDefinition, Type,
+    BaseType, DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+    Type,
 };
 use async_graphql::{Request, ServerError, Value, Variables};
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ struct KeptDocument {
     /// A request with this document has run without errors, so it passed every validation
     /// rule (async-graphql validates before it executes anything).
     validated: AtomicBool,
+    /// [`repeats_response_keys`] of the document.
+    repeats_keys: bool,
 }
 
 /// What the cache knows of a request's document: nothing (a text too long to keep), or the
@@ -83,6 +86,14 @@ impl KnownDocument {
                 .as_ref()
                 .and_then(|kept| executed_operation(&kept.document, operation_name))
                 .is_some_and(|operation| variables_fit(&operation.node, variables))
+    }
+
+    /// [`repeats_response_keys`] of `document`, the request's (known once for a kept one).
+    pub fn repeats_response_keys(&self, document: &ExecutableDocument) -> bool {
+        match &self.0 {
+            Some(kept) => kept.repeats_keys,
+            None => repeats_response_keys(document),
+        }
     }
 
     /// Records that a request with this document ran without errors.
@@ -148,6 +159,7 @@ impl DocumentCache {
         }
         kept.text_bytes += text.len();
         let document = Arc::new(KeptDocument {
+            repeats_keys: repeats_response_keys(&document),
             document,
             validated: AtomicBool::new(false),
         });
@@ -176,6 +188,89 @@ pub fn executed_operation<'a>(
         _ => None,
     }
 }
+
+/// Whether some selection set of the document names one response key twice, counting the
+/// fields of the fragments in it (inline or spread) as its own: `{ a: title a: title }`,
+/// `{ commissions { id } ...F }` with `F` selecting `commissions` too. async-graphql answers such
+/// fields apart and then merges their answers, which an answer already written as text
+/// ([`crate::plain`]) cannot take part in, so such a document is answered without plain
+/// answers. Errs on the safe side: type conditions and `@skip`/`@include` are not looked at,
+/// and fragments nested deeper than a valid document can have count as repeating.
+pub fn repeats_response_keys(document: &ExecutableDocument) -> bool {
+    let operations = document
+        .operations
+        .iter()
+        .map(|(_, operation)| &operation.node.selection_set.node);
+    let fragments = document
+        .fragments
+        .values()
+        .map(|fragment| &fragment.node.selection_set.node);
+    operations
+        .chain(fragments)
+        .any(|set| set_repeats_keys(document, set))
+}
+
+/// Whether `set`, or the selection set of a field in it (or in its inline fragments), repeats
+/// a response key. The fields of spread fragments are checked with the fragment's definition.
+fn set_repeats_keys(document: &ExecutableDocument, set: &SelectionSet) -> bool {
+    let mut keys = Vec::new();
+    if !response_keys(document, set, &mut keys, 0) {
+        return true;
+    }
+    keys.sort_unstable();
+    if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+        return true;
+    }
+    set.items.iter().any(|selection| match &selection.node {
+        Selection::Field(field) => set_repeats_keys(document, &field.node.selection_set.node),
+        Selection::InlineFragment(fragment) => {
+            set_repeats_keys(document, &fragment.node.selection_set.node)
+        }
+        Selection::FragmentSpread(_) => false,
+    })
+}
+
+/// Adds the response keys of `set` and of its fragments to `keys`; false when fragments nest
+/// deeper than [`MAX_FRAGMENT_NESTING`] (a cycle, which validation refuses, or an extreme
+/// document).
+fn response_keys<'a>(
+    document: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    keys: &mut Vec<&'a str>,
+    nesting: usize,
+) -> bool {
+    if nesting > MAX_FRAGMENT_NESTING {
+        return false;
+    }
+    set.items.iter().all(|selection| match &selection.node {
+        Selection::Field(field) => {
+            keys.push(field.node.response_key().node.as_str());
+            true
+        }
+        Selection::InlineFragment(fragment) => response_keys(
+            document,
+            &fragment.node.selection_set.node,
+            keys,
+            nesting + 1,
+        ),
+        Selection::FragmentSpread(spread) => document
+            .fragments
+            .get(&spread.node.fragment_name.node)
+            // An unknown fragment: validation refuses the document.
+            .is_none_or(|fragment| {
+                response_keys(
+                    document,
+                    &fragment.node.selection_set.node,
+                    keys,
+                    nesting + 1,
+                )
+            }),
+    })
+}
+
+/// How deep fragments may nest in [`repeats_response_keys`] (the schema's recursive depth
+/// limit is 32).
+const MAX_FRAGMENT_NESTING: usize = 32;
 
 /// Whether every variable value a request sends is, beyond doubt, of its declared type: what
 /// full validation checks of a variable that a document which passed it once could still get
@@ -223,6 +318,46 @@ mod tests {
 
     fn request(text: &str) -> Request {
         Request::new(text)
+    }
+
+    fn repeats(text: &str) -> bool {
+        repeats_response_keys(&parse_query(text).expect("parses"))
+    }
+
+    #[test]
+    fn a_response_key_named_twice_in_one_selection_set_is_found_however_it_is_named() {
+        for text in [
+            "{ a: me { id } a: me { name } }",
+            "{ me { id } me { name } }",
+            "{ me { id name id } }",
+            "{ me { id ... on User { id } } }",
+            "{ me { id ... { name ... { id } } } }",
+            "{ me { ...F id } } fragment F on User { id }",
+            "{ me { ...F ...F } } fragment F on User { id }",
+            "{ me { ...F } } fragment F on User { ...G name } fragment G on User { name }",
+            "{ investigations { edges { node { title title: phase } } } }",
+            "{ investigations { edges { ... on InvestigationEdge { node { id id } } } } }",
+            "query A { me { id } } query B { me { id } me: me { name } }",
+            "{ me { ...F } } fragment F on User { roles { id id } }",
+            "{ me { ...F } } fragment F on User { ...F }",
+            "{ me { id @skip(if: true) id @include(if: true) } }",
+        ] {
+            assert!(repeats(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn distinct_keys_do_not_repeat_even_at_different_levels() {
+        for text in [
+            "{ me { id name } }",
+            "{ me { id } investigation(id: 1) { id title documents { id title } } }",
+            "{ a: me { id } b: me { id } }",
+            "{ me { id ... on User { name } } }",
+            "{ me { ...F } investigation(id: 1) { ...G } } fragment F on User { id } fragment G on Investigation { id }",
+            "{ me { ...Missing } }",
+        ] {
+            assert!(!repeats(text), "{text}");
+        }
     }
 
     #[test]

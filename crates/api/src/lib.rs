@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod input;
+pub mod json;
 pub mod limits;
 pub mod mutation;
 pub mod plain;

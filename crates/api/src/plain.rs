@@ -7,9 +7,11 @@
 //! them a document's kind or a version's number; BENCHMARKS.md). Yet most fields wait for
 //! nothing and cannot fail: they copy a value out of the loaded investigation.
 //!
-//! A type that implements [`PlainFields`] answers such fields itself, straight into the answer's
-//! map, and so do the objects nested in them whose selected fields are all plain ([`object`],
-//! [`list`]). The other fields — those that load, or that can fail — still go through
+//! A type that implements [`PlainFields`] answers such fields itself, written straight as the
+//! answer's JSON text, and so do the objects nested in them whose selected fields are all plain
+//! ([`object`], [`list`]). The object's answer then travels through async-graphql as one raw
+//! value ([`crate::json::raw`]): no map of values to build, hash, write out and drop (those were
+//! half of a dashboard's instructions after the per-field futures had gone). The other fields — those that load, or that can fail — still go through
 //! async-graphql's own resolver, all of them started together as before, so loader batches and
 //! errors (message, path, the field left out) are what they were. [`Plain`] makes a type answer
 //! this way where a field returns it; it is the same GraphQL type (the schema does not change).
@@ -17,37 +19,57 @@
 //! Plain fields pass no async-graphql extension: the schema installs none (`crate::schema`
 //! says why), and one that must see every field would need this path turned off.
 //!
-//! A plain answer must be exactly what the type's async-graphql resolver gives: `plain_field`
-//! returns `None` for anything it does not answer the same way, and
+//! A plain answer must be exactly what the type's async-graphql resolver gives, written as
+//! `serde_json` writes it: `plain_field` returns `None` for anything it does not answer the same
+//! way, the writers below are tested against async-graphql's values, and
 //! `tests/e2e/plain.rs` compares both paths on whole answers (`RKFLOW_PLAIN_FIELDS=false` turns
 //! this path off).
 
-use async_graphql::indexmap::IndexMap;
+use crate::json::{self, write_str};
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
-use async_graphql::resolver_utils::resolve_container;
+use async_graphql::resolver_utils::{EnumType, resolve_container};
 use async_graphql::{
-    Context, ContextSelectionSet, Name, ObjectType, OutputType, Positioned, ServerResult, Value,
+    Context, ContextSelectionSet, ObjectType, OutputType, Positioned, ServerResult, Value,
 };
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use futures::future::{BoxFuture, join_all};
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// An object type some of whose fields can be answered at once.
 pub trait PlainFields: ObjectType {
-    /// The answer to the field `ctx` names, when it needs no waiting and cannot fail; `None`
-    /// leaves the field to the type's async-graphql resolver. Nothing here may have an effect
-    /// (an answer can be computed and then dropped, when a sibling field turns out not plain).
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value>;
+    /// Writes the answer to the field `ctx` names as JSON to `out`, when it needs no waiting
+    /// and cannot fail; `None` leaves the field to the type's async-graphql resolver (what was
+    /// written is then cut off again). Nothing here may have an effect (an answer can be
+    /// written and then dropped, when a sibling field turns out not plain).
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()>;
 }
 
-/// Present in the schema's data when plain answering is off (`RKFLOW_PLAIN_FIELDS=false`):
-/// every field then goes through async-graphql's resolvers, as a reference to compare with.
+impl<T: PlainFields + ?Sized> PlainFields for &T {
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
+        (**self).plain_field(ctx, out)
+    }
+}
+
+/// Present in a request's data when its plain fields may be answered this way: added by
+/// `crate::schema::GuardedSchema` unless plain answering is off (`RKFLOW_PLAIN_FIELDS=false`,
+/// to compare with) or the document names a response key twice in one selection set
+/// ([`crate::documents::repeats_response_keys`]: async-graphql merges the answers of such
+/// fields, which it cannot do with an answer written as text). Without it, every field goes
+/// through async-graphql's own resolvers, as over the WebSocket.
 #[derive(Clone, Copy, Debug)]
-pub struct PlainFieldsOff;
+pub struct PlainAnswers;
 
 /// `T`, answered through its plain fields where it can (the same GraphQL type as `T`).
 pub struct Plain<T>(pub T);
+
+/// One member of an object's answer: written (its place in the text), or left to
+/// async-graphql.
+enum Member<'a> {
+    Written(Range<usize>),
+    Slow(&'a Positioned<Field>),
+}
 
 impl<T: PlainFields> OutputType for Plain<T> {
     fn type_name() -> Cow<'static, str> {
@@ -67,116 +89,156 @@ impl<T: PlainFields> OutputType for Plain<T> {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        if ctx.data_opt::<PlainFieldsOff>().is_some() {
+        if ctx.data_opt::<PlainAnswers>().is_none() {
             return self.0.resolve(ctx, field).await;
         }
-        let mut slow = Vec::new();
-        let Some(mut answer) = answer_fields(ctx, &self.0, |index, field| {
-            slow.push((index, field));
-            true
-        }) else {
+        let mut written = String::new();
+        let mut members = Vec::new();
+        if write_fields(ctx, &self.0, &mut written, Some(&mut members)).is_none() {
             // A selection this path leaves to async-graphql (see `for_each_field`).
             return resolve_container(ctx, &self.0).await;
-        };
-        if slow.is_empty() {
-            return Ok(finish(answer));
         }
         // The other fields all at once, as async-graphql would (one loader batch for all).
-        let answers = join_all(slow.into_iter().map(|(index, field)| {
-            let ctx = ctx.clone();
-            let object = &self.0;
-            let future: BoxFuture<'_, _> = Box::pin(async move {
-                let ctx_field = ctx.with_field(field);
-                (index, object.resolve_field(&ctx_field).await)
-            });
-            future
+        let mut answers = join_all(members.iter().filter_map(|member| match member {
+            Member::Written(_) => None,
+            Member::Slow(field) => {
+                let ctx = ctx.clone();
+                let object = &self.0;
+                let future: BoxFuture<'_, _> =
+                    Box::pin(async move { object.resolve_field(&ctx.with_field(field)).await });
+                Some(future)
+            }
         }))
-        .await;
-        let mut failed = Vec::new();
-        for (index, result) in answers {
-            match result {
-                Ok(value) => {
-                    if let Some((_, slot)) = answer.get_index_mut(index) {
-                        *slot = value.unwrap_or_default();
+        .await
+        .into_iter();
+        let mut out = String::with_capacity(written.len() + 2);
+        for member in &members {
+            let start = out.len();
+            out.push(if start == 0 { '{' } else { ',' });
+            match member {
+                Member::Written(range) => out.push_str(&written[range.clone()]),
+                Member::Slow(field) => match answers.next() {
+                    Some(Ok(value)) => {
+                        write_str(&mut out, &field.node.response_key().node);
+                        out.push(':');
+                        json::write_value(&mut out, &value.unwrap_or_default());
                     }
-                }
-                Err(error) => {
-                    ctx.add_error(error);
-                    failed.push(index);
-                }
+                    // A failed field is left out of the answer, as async-graphql does.
+                    Some(Err(error)) => {
+                        ctx.add_error(error);
+                        out.truncate(start);
+                    }
+                    None => out.truncate(start),
+                },
             }
         }
-        // A failed field is left out of the answer, as async-graphql does.
-        for index in failed.into_iter().rev() {
-            answer.shift_remove_index(index);
+        // async-graphql answers an object without fields as null.
+        if out.is_empty() {
+            return Ok(Value::Null);
         }
-        Ok(finish(answer))
+        out.push('}');
+        Ok(json::raw(out))
     }
 }
 
-/// async-graphql answers an object without fields as null.
-fn finish(answer: IndexMap<Name, Value>) -> Value {
-    if answer.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(answer)
-    }
-}
-
-/// The answer to an object-valued field, when every field selected of the object is plain.
-pub fn object<T: PlainFields>(ctx: &Context<'_>, object: &T) -> Option<Value> {
+/// Writes the answer to an object-valued field, when every field selected of the object is
+/// plain.
+pub fn object<T: PlainFields>(ctx: &Context<'_>, out: &mut String, object: &T) -> Option<()> {
     let set = ctx.with_selection_set(&ctx.item.node.selection_set);
-    answer_fields(&set, object, |_, _| false).map(finish)
+    write_object(&set, out, object)
 }
 
-/// The answer to a nullable object-valued field (null when there is no object).
-pub fn optional<T: PlainFields>(ctx: &Context<'_>, value: Option<&T>) -> Option<Value> {
+/// Writes the answer to a nullable object-valued field (null when there is no object).
+pub fn optional<T: PlainFields>(
+    ctx: &Context<'_>,
+    out: &mut String,
+    value: Option<&T>,
+) -> Option<()> {
     match value {
-        Some(value) => object(ctx, value),
-        None => Some(Value::Null),
+        Some(value) => object(ctx, out, value),
+        None => {
+            out.push_str("null");
+            Some(())
+        }
     }
 }
 
-/// The answer to a list-valued field, when every item's selected fields are all plain.
+/// Writes the answer to a list-valued field, when every item's selected fields are all plain.
 pub fn list<T: PlainFields>(
     ctx: &Context<'_>,
+    out: &mut String,
     items: impl IntoIterator<Item = T>,
-) -> Option<Value> {
+) -> Option<()> {
     let set = ctx.with_selection_set(&ctx.item.node.selection_set);
-    items
-        .into_iter()
-        .map(|item| answer_fields(&set, &item, |_, _| false).map(finish))
-        .collect::<Option<Vec<Value>>>()
-        .map(Value::List)
+    out.push('[');
+    for (index, item) in items.into_iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_object(&set, out, &item)?;
+    }
+    out.push(']');
+    Some(())
 }
 
-/// The selected fields of `object` in order, each answered at once or, where `slow` agrees,
-/// left null at its place for async-graphql to answer (`slow` gets the place and the field;
-/// returning false gives up). `None` when given up, or when the selection holds what only
-/// async-graphql answers correctly.
-fn answer_fields<'a, T: PlainFields>(
+/// `{…}` of the selected fields of `object`, all plain (null without fields, as async-graphql
+/// answers).
+fn write_object<T: PlainFields>(
+    set: &ContextSelectionSet<'_>,
+    out: &mut String,
+    object: &T,
+) -> Option<()> {
+    let start = out.len();
+    out.push('{');
+    write_fields(set, object, out, None)?;
+    if out.len() == start + 1 {
+        out.truncate(start);
+        out.push_str("null");
+    } else {
+        out.push('}');
+    }
+    Some(())
+}
+
+/// Writes the selected fields of `object` in order as `"key":value` to `out`. Without
+/// `members`: separated by commas, and all of them plain or `None`. With `members`: one after
+/// another, each member's place recorded there, and the fields that are not plain recorded
+/// as slow. `None` also when the selection holds what only async-graphql answers correctly.
+fn write_fields<'a, T: PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     object: &T,
-    mut slow: impl FnMut(usize, &'a Positioned<Field>) -> bool,
-) -> Option<IndexMap<Name, Value>> {
+    out: &mut String,
+    mut members: Option<&mut Vec<Member<'a>>>,
+) -> Option<()> {
     let type_name = T::type_name();
-    let mut answer = IndexMap::with_capacity(ctx.item.node.items.len());
+    let mut count = 0;
     let complete = for_each_field(ctx, &ctx.item.node, &type_name, &mut |field| {
-        let value = if field.node.name.node == "__typename" {
-            Value::String(type_name.to_string())
+        let key = field.node.response_key().node.as_str();
+        count += 1;
+        let start = out.len();
+        if members.is_none() && count > 1 {
+            out.push(',');
+        }
+        write_str(out, key);
+        out.push(':');
+        let written = if field.node.name.node == "__typename" {
+            write_str(out, &type_name);
+            Some(())
         } else {
-            match object.plain_field(&ctx.with_field(field)) {
-                Some(value) => value,
-                None if slow(answer.len(), field) => Value::Null,
-                None => return false,
-            }
+            object.plain_field(&ctx.with_field(field), out)
         };
-        // The same key twice gives up (async-graphql merges the two selections); hashing the
-        // key once per field matters (SipHash: a tenth of a dashboard's instructions).
-        let (_, earlier) = answer.insert_full(field.node.response_key().node.clone(), value);
-        earlier.is_none()
+        match (written, members.as_deref_mut()) {
+            (Some(()), Some(members)) => members.push(Member::Written(start..out.len())),
+            (Some(()), None) => {}
+            (None, Some(members)) => {
+                out.truncate(start);
+                members.push(Member::Slow(field));
+            }
+            (None, None) => return false,
+        }
+        true
     });
-    complete.then_some(answer)
+    complete.then_some(())
 }
 
 /// Calls `each` with the fields of `set` in order, with the fields of fragments on the type
@@ -220,39 +282,94 @@ fn for_each_field<'a>(
     })
 }
 
-/// An `ID` field's answer.
-pub fn id(id: uuid::Uuid) -> Value {
-    Value::String(id.to_string())
+/// Writes an `ID` field's answer.
+pub fn id(out: &mut String, id: uuid::Uuid) {
+    out.push('"');
+    out.push_str(
+        id.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    );
+    out.push('"');
 }
 
-/// A `String` field's answer.
-pub fn string(text: &str) -> Value {
-    Value::String(text.to_owned())
+/// Writes a `String` field's answer.
+pub fn string(out: &mut String, text: &str) {
+    write_str(out, text);
 }
 
-/// A nullable `String` field's answer.
-pub fn optional_string(text: Option<&str>) -> Value {
-    text.map_or(Value::Null, string)
+/// Writes a nullable `String` field's answer.
+pub fn optional_string(out: &mut String, text: Option<&str>) {
+    match text {
+        Some(text) => write_str(out, text),
+        None => out.push_str("null"),
+    }
 }
 
-/// A `DateTime` field's answer: what its `ScalarType` gives (`to_rfc3339`), written directly
-/// (through `fmt`, a dashboard's 250 timestamps took ~680 instructions each).
-pub fn date_time(at: &DateTime<Utc>) -> Value {
-    Value::String(rfc3339(at))
+/// Writes a `[String!]!` field's answer.
+pub fn strings<S: AsRef<str>>(out: &mut String, texts: &[S]) {
+    out.push('[');
+    for (index, text) in texts.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_str(out, text.as_ref());
+    }
+    out.push(']');
 }
 
-/// A nullable `DateTime` field's answer.
-pub fn optional_date_time(at: Option<&DateTime<Utc>>) -> Value {
-    at.map_or(Value::Null, date_time)
+/// Writes a `Boolean` field's answer.
+pub fn boolean(out: &mut String, value: bool) {
+    out.push_str(if value { "true" } else { "false" });
+}
+
+/// Writes an `Int` field's answer.
+pub fn int(out: &mut String, value: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(value));
+}
+
+/// Writes a `DateTime` field's answer: what its `ScalarType` gives (`to_rfc3339`), written
+/// directly (through `fmt`, a dashboard's 250 timestamps took ~680 instructions each).
+pub fn date_time(out: &mut String, at: &DateTime<Utc>) {
+    out.push('"');
+    rfc3339(out, at);
+    out.push('"');
+}
+
+/// Writes a nullable `DateTime` field's answer.
+pub fn optional_date_time(out: &mut String, at: Option<&DateTime<Utc>>) {
+    match at {
+        Some(at) => date_time(out, at),
+        None => out.push_str("null"),
+    }
+}
+
+/// Writes an enum field's answer: the GraphQL name of `value` (`None` for a value the enum
+/// does not list; the derive lists every variant).
+pub fn enumeration<T: EnumType>(out: &mut String, value: T) -> Option<()> {
+    let item = T::items().iter().find(|item| item.value == value)?;
+    write_str(out, item.name);
+    Some(())
+}
+
+/// Writes a nullable enum field's answer.
+pub fn optional_enumeration<T: EnumType>(out: &mut String, value: Option<T>) -> Option<()> {
+    match value {
+        Some(value) => enumeration(out, value),
+        None => {
+            out.push_str("null");
+            Some(())
+        }
+    }
 }
 
 /// `at.to_rfc3339()`, byte for byte: `YYYY-MM-DDTHH:MM:SS`, the fraction of a second in 3, 6
 /// or 9 digits when it is not zero (as few as show every non-zero digit), `+00:00`. Years
 /// outside 0–9999 and leap seconds are left to chrono.
-fn rfc3339(at: &DateTime<Utc>) -> String {
+fn rfc3339(out: &mut String, at: &DateTime<Utc>) {
     let (year, nano) = (at.year(), at.nanosecond());
     if !(0..=9999).contains(&year) || nano >= 1_000_000_000 {
-        return at.to_rfc3339();
+        out.push_str(&at.to_rfc3339());
+        return;
     }
     /// `value` in `width` decimal digits at `text[at..]`; the place after them.
     fn digits(text: &mut [u8], at: usize, mut value: u32, width: usize) -> usize {
@@ -275,15 +392,8 @@ fn rfc3339(at: &DateTime<Utc>) -> String {
         _ if nano % 1_000 == 0 => digits(&mut text, 20, nano / 1_000, 6),
         _ => digits(&mut text, 20, nano, 9),
     };
-    let mut out = String::with_capacity(end + 6);
     out.push_str(std::str::from_utf8(&text[..end]).unwrap_or_default());
     out.push_str("+00:00");
-    out
-}
-
-/// An enum field's answer.
-pub fn enumeration<T: async_graphql::resolver_utils::EnumType>(value: T) -> Value {
-    async_graphql::resolver_utils::enum_value(value)
 }
 
 #[cfg(test)]
@@ -291,6 +401,58 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use proptest::prelude::*;
+
+    fn written(at: &DateTime<Utc>) -> String {
+        let mut out = String::new();
+        rfc3339(&mut out, at);
+        out
+    }
+
+    /// What async-graphql's own resolver answers for `value`, as JSON.
+    fn as_serde(value: impl Into<Value>) -> String {
+        serde_json::to_string(&value.into()).expect("serialisable")
+    }
+
+    fn writing(write: impl FnOnce(&mut String)) -> String {
+        let mut out = String::new();
+        write(&mut out);
+        out
+    }
+
+    #[test]
+    fn scalars_are_written_as_async_graphql_answers_them() {
+        let uuid = uuid::Uuid::now_v7();
+        assert_eq!(writing(|out| id(out, uuid)), as_serde(uuid.to_string()));
+        for text in ["", "Bloemendaal", "\"quoted\"\n", "é 🙂"] {
+            assert_eq!(writing(|out| string(out, text)), as_serde(text));
+        }
+        assert_eq!(
+            writing(|out| optional_string(out, None)),
+            as_serde(Value::Null)
+        );
+        assert_eq!(writing(|out| boolean(out, true)), as_serde(true));
+        for number in [0, -1, i32::MAX, i32::MIN] {
+            assert_eq!(writing(|out| int(out, number)), as_serde(number));
+        }
+        assert_eq!(writing(|out| int(out, i64::MAX)), as_serde(i64::MAX));
+        assert_eq!(
+            writing(|out| strings(out, &["a", "b\"c"])),
+            as_serde(vec!["a", "b\"c"])
+        );
+        for phase in [
+            crate::types::Phase::Proposal,
+            crate::types::Phase::AdministrativeRebuttal,
+        ] {
+            assert_eq!(
+                writing(|out| enumeration(out, phase).expect("listed")),
+                as_serde(async_graphql::resolver_utils::enum_value(phase))
+            );
+        }
+        assert_eq!(
+            writing(|out| optional_enumeration::<crate::types::Phase>(out, None).expect("null")),
+            "null"
+        );
+    }
 
     #[test]
     fn timestamps_are_written_as_chrono_writes_them() {
@@ -309,7 +471,7 @@ mod tests {
                 .timestamp_opt(secs, nano)
                 .single()
                 .expect("a valid instant");
-            assert_eq!(rfc3339(&at), at.to_rfc3339(), "{secs} {nano}");
+            assert_eq!(written(&at), at.to_rfc3339(), "{secs} {nano}");
         }
     }
 
@@ -325,7 +487,7 @@ mod tests {
             ],
         ) {
             let at = Utc.timestamp_opt(secs, nano).single().expect("a valid instant");
-            prop_assert_eq!(rfc3339(&at), at.to_rfc3339());
+            prop_assert_eq!(written(&at), at.to_rfc3339());
         }
     }
 }

@@ -176,7 +176,7 @@ async fn investigation_page(
     first: Option<i32>,
     after: Option<String>,
     phase: Option<Phase>,
-) -> ApiResult<InvestigationConnection> {
+) -> ApiResult<Plain<InvestigationConnection>> {
     let first = page_size(first)?;
     let after = match after {
         Some(cursor) => Some(
@@ -196,14 +196,14 @@ async fn investigation_page(
             node: Plain(node),
         })
         .collect();
-    Ok(InvestigationConnection {
+    Ok(Plain(InvestigationConnection {
         page_info: PageInfo {
             has_next_page: page.has_next,
             end_cursor: edges.last().map(|e| e.cursor.clone()),
         },
         edges,
         total_count: i32::try_from(page.total).unwrap_or(i32::MAX),
-    })
+    }))
 }
 
 pub struct QueryRoot;
@@ -296,7 +296,7 @@ impl QueryRoot {
         first: Option<i32>,
         after: Option<String>,
         phase: Option<Phase>,
-    ) -> ApiResult<InvestigationConnection> {
+    ) -> ApiResult<Plain<InvestigationConnection>> {
         let actor = request(ctx).actor();
         let filter = listing_filter(&actor);
         investigation_page(ctx, &filter, &actor, first, after, phase).await
@@ -309,7 +309,7 @@ impl QueryRoot {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<InvestigationConnection> {
+    ) -> ApiResult<Plain<InvestigationConnection>> {
         let filter = ListingFilter {
             published: true,
             ..ListingFilter::default()

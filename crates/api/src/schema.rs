@@ -3,6 +3,7 @@
 use crate::documents::{DocumentCache, KnownDocument};
 use crate::limits::{DocumentLimits, asks_for_schema, refused};
 use crate::mutation::MutationRoot;
+use crate::plain::PlainAnswers;
 use crate::query::QueryRoot;
 use crate::subscription::SubscriptionRoot;
 use async_graphql::parser::types::ExecutableDocument;
@@ -54,9 +55,6 @@ pub fn builder(limits: Limits) -> SchemaBuilder<QueryRoot, MutationRoot, Subscri
         .disable_suggestions();
     if !limits.introspection {
         builder = builder.disable_introspection();
-    }
-    if !limits.plain_fields {
-        builder = builder.data(crate::plain::PlainFieldsOff);
     }
     builder
 }
@@ -136,6 +134,12 @@ impl GuardedSchema {
     pub async fn execute_parsed(&self, mut request: Request, known: KnownDocument) -> Response {
         if let Some(refused) = self.check(&mut request) {
             return Response::from_errors(vec![refused]);
+        }
+        if self.limits.plain_fields
+            && let Ok(document) = request.parsed_query()
+            && !known.repeats_response_keys(document)
+        {
+            request = request.data(PlainAnswers);
         }
         if known.needs_only_revalidation(request.operation_name.as_deref(), &request.variables) {
             return self.revalidating.execute(request).await;

@@ -222,20 +222,21 @@ impl UserObject {
 }
 
 impl PlainFields for UserObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
-        Some(match ctx.item.node.name.node.as_str() {
-            "id" => plain::id(self.model.id),
-            "email" => plain::string(self.shown_email(ctx)),
-            "name" => plain::string(&self.model.name),
-            "disabled" => Value::Boolean(self.shows_private(ctx) && self.model.disabled),
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
+        match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(out, self.model.id),
+            "email" => plain::string(out, self.shown_email(ctx)),
+            "name" => plain::string(out, &self.model.name),
+            "disabled" => plain::boolean(out, self.shows_private(ctx) && self.model.disabled),
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
 /// A user loaded up front, answered at once (`None`: not loaded yet, so not plain).
-fn plain_user(ctx: &Context<'_>, id: Uuid) -> Option<Value> {
-    plain::object(ctx, &UserObject::of(loaders(ctx).known_user(id)?))
+fn plain_user(ctx: &Context<'_>, out: &mut String, id: Uuid) -> Option<()> {
+    plain::object(ctx, out, &UserObject::of(loaders(ctx).known_user(id)?))
 }
 
 pub struct RoleGrantObject(pub StoredGrant);
@@ -350,14 +351,15 @@ impl MunicipalityObject {
 }
 
 impl PlainFields for MunicipalityObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
-        Some(match ctx.item.node.name.node.as_str() {
-            "id" => plain::id(self.0.id),
-            "name" => plain::string(&self.0.name),
-            "council" => plain::object(ctx, &CouncilObject(self.0.clone()))?,
-            "college" => plain::object(ctx, &CollegeObject(self.0.clone()))?,
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
+        match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(out, self.0.id),
+            "name" => plain::string(out, &self.0.name),
+            "council" => plain::object(ctx, out, &CouncilObject(self.0.clone()))?,
+            "college" => plain::object(ctx, out, &CollegeObject(self.0.clone()))?,
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -385,13 +387,14 @@ impl CouncilObject {
 }
 
 impl PlainFields for CouncilObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
-        Some(match ctx.item.node.name.node.as_str() {
-            "id" => plain::id(self.0.council_id),
-            "name" => Value::String(self.display_name()),
-            "municipality" => plain::object(ctx, &MunicipalityObject(self.0.clone()))?,
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
+        match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(out, self.0.council_id),
+            "name" => plain::string(out, &self.display_name()),
+            "municipality" => plain::object(ctx, out, &MunicipalityObject(self.0.clone()))?,
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -419,31 +422,37 @@ impl CollegeObject {
 }
 
 impl PlainFields for CollegeObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
-        Some(match ctx.item.node.name.node.as_str() {
-            "id" => plain::id(self.0.college_id),
-            "name" => Value::String(self.display_name()),
-            "municipality" => plain::object(ctx, &MunicipalityObject(self.0.clone()))?,
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
+        match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(out, self.0.college_id),
+            "name" => plain::string(out, &self.display_name()),
+            "municipality" => plain::object(ctx, out, &MunicipalityObject(self.0.clone()))?,
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
 /// The college of a municipality loaded up front, answered at once.
-fn plain_college(ctx: &Context<'_>, municipality: Uuid) -> Option<Value> {
+fn plain_college(ctx: &Context<'_>, out: &mut String, municipality: Uuid) -> Option<()> {
     plain::object(
         ctx,
+        out,
         &CollegeObject(loaders(ctx).known_municipality(municipality)?),
     )
 }
 
 /// The colleges of municipalities loaded up front, in their order, answered at once.
-fn plain_colleges(ctx: &Context<'_>, municipalities: impl Iterator<Item = Uuid>) -> Option<Value> {
+fn plain_colleges(
+    ctx: &Context<'_>,
+    out: &mut String,
+    municipalities: impl Iterator<Item = Uuid>,
+) -> Option<()> {
     let loaders = loaders(ctx);
     let colleges = municipalities
         .map(|m| loaders.known_municipality(m).map(CollegeObject))
         .collect::<Option<Vec<_>>>()?;
-    plain::list(ctx, colleges)
+    plain::list(ctx, out, colleges)
 }
 
 pub struct CommissionObject(pub CommissionWithMunicipalities);
@@ -485,22 +494,27 @@ impl CommissionObject {
 }
 
 impl PlainFields for CommissionObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
         let commission = &self.0.commission;
-        Some(match ctx.item.node.name.node.as_str() {
-            "id" => plain::id(commission.id),
-            "name" => plain::string(&commission.name),
-            "municipalities" => plain::list(ctx, self.municipality_objects())?,
-            "rebuttalTermDays" => Value::from(commission.rebuttal_term_days),
-            "factualCheckTermDays" => Value::from(commission.factual_check_term_days),
+        match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(out, commission.id),
+            "name" => plain::string(out, &commission.name),
+            "municipalities" => plain::list(ctx, out, self.municipality_objects())?,
+            "rebuttalTermDays" => plain::int(out, commission.rebuttal_term_days),
+            "factualCheckTermDays" => plain::int(out, commission.factual_check_term_days),
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
 /// A commission loaded up front, answered at once.
-fn plain_commission(ctx: &Context<'_>, id: Uuid) -> Option<Value> {
-    plain::object(ctx, &CommissionObject(loaders(ctx).known_commission(id)?))
+fn plain_commission(ctx: &Context<'_>, out: &mut String, id: Uuid) -> Option<()> {
+    plain::object(
+        ctx,
+        out,
+        &CommissionObject(loaders(ctx).known_commission(id)?),
+    )
 }
 
 /// An investigation as one caller sees it.
@@ -869,15 +883,15 @@ impl InvestigationObject {
 }
 
 impl PlainFields for InvestigationObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
         let loaded = &self.loaded;
-        Some(match ctx.item.node.name.node.as_str() {
-            "id" => plain::id(loaded.row.id),
-            "title" => plain::string(&loaded.row.title),
-            "phase" => plain::enumeration(Phase::from(loaded.domain.phase)),
-            "suspended" => Value::Boolean(loaded.domain.suspended),
-            "commissions" => plain::list(ctx, self.commission_objects())?,
-            "researchQuestions" => Value::from(self.shown_research_questions()),
+        match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(out, loaded.row.id),
+            "title" => plain::string(out, &loaded.row.title),
+            "phase" => plain::enumeration(out, Phase::from(loaded.domain.phase))?,
+            "suspended" => plain::boolean(out, loaded.domain.suspended),
+            "commissions" => plain::list(ctx, out, self.commission_objects())?,
+            "researchQuestions" => plain::strings(out, &self.shown_research_questions()),
             "rapporteurs" => {
                 let loaders = loaders(ctx);
                 let rapporteurs = self
@@ -890,22 +904,21 @@ impl PlainFields for InvestigationObject {
                         })
                     })
                     .collect::<Option<Vec<_>>>()?;
-                plain::list(ctx, rapporteurs)?
+                plain::list(ctx, out, rapporteurs)?
             }
-            "documents" => plain::list(ctx, self.document_objects())?,
-            "approvals" => plain::list(ctx, self.approval_objects())?,
-            "missingApprovals" => plain::list(ctx, self.missing_approval_objects())?,
-            "gateRequirements" => Value::from(self.shown_gate_requirements(ctx)),
-            "rebuttalMode" => self
-                .shown_rebuttal_mode()
-                .map_or(Value::Null, plain::enumeration),
-            "recommendations" => plain::list(ctx, self.recommendation_objects())?,
-            "deadlines" => plain::list(ctx, self.deadline_objects())?,
-            "responses" => plain::list(ctx, self.response_objects())?,
-            "publishedAt" => plain::optional_date_time(loaded.row.published_at.as_ref()),
-            "createdAt" => plain::date_time(&loaded.row.created_at),
+            "documents" => plain::list(ctx, out, self.document_objects())?,
+            "approvals" => plain::list(ctx, out, self.approval_objects())?,
+            "missingApprovals" => plain::list(ctx, out, self.missing_approval_objects())?,
+            "gateRequirements" => plain::strings(out, &self.shown_gate_requirements(ctx)),
+            "rebuttalMode" => plain::optional_enumeration(out, self.shown_rebuttal_mode())?,
+            "recommendations" => plain::list(ctx, out, self.recommendation_objects())?,
+            "deadlines" => plain::list(ctx, out, self.deadline_objects())?,
+            "responses" => plain::list(ctx, out, self.response_objects())?,
+            "publishedAt" => plain::optional_date_time(out, loaded.row.published_at.as_ref()),
+            "createdAt" => plain::date_time(out, &loaded.row.created_at),
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -929,12 +942,13 @@ impl RapporteurObject {
 }
 
 impl PlainFields for RapporteurObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
-        Some(match ctx.item.node.name.node.as_str() {
-            "user" => plain::object(ctx, &self.user)?,
-            "commission" => plain_commission(ctx, self.commission)?,
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
+        match ctx.item.node.name.node.as_str() {
+            "user" => plain::object(ctx, out, &self.user)?,
+            "commission" => plain_commission(ctx, out, self.commission)?,
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -1020,15 +1034,16 @@ impl DocumentObject {
 }
 
 impl PlainFields for DocumentObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
-        Some(match ctx.item.node.name.node.as_str() {
-            "id" => plain::id(self.model().id),
-            "kind" => plain::enumeration(self.parsed_kind()?),
-            "title" => plain::string(self.shown_title()),
-            "versions" => plain::list(ctx, self.version_objects())?,
-            "latestVersion" => plain::optional(ctx, self.latest_version_object().as_ref())?,
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
+        match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(out, self.model().id),
+            "kind" => plain::enumeration(out, self.parsed_kind()?)?,
+            "title" => plain::string(out, self.shown_title()),
+            "versions" => plain::list(ctx, out, self.version_objects())?,
+            "latestVersion" => plain::optional(ctx, out, self.latest_version_object().as_ref())?,
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -1111,22 +1126,23 @@ impl VersionObject {
 }
 
 impl PlainFields for VersionObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
         let version = &self.0;
-        Some(match ctx.item.node.name.node.as_str() {
-            "id" => plain::id(version.id),
-            "number" => Value::from(version.number),
-            "sha256" => plain::string(&version.sha256),
-            "sizeBytes" => Value::from(self.size_as_int()),
-            "mediaType" => plain::string(&version.media_type),
-            "fileName" => plain::optional_string(version.file_name.as_deref()),
-            "downloadUrl" => Value::String(download_path(version.id)),
-            "author" => plain_user(ctx, version.author_id)?,
-            "createdAt" => plain::date_time(&version.created_at),
-            "note" => plain::optional_string(version.note.as_deref()),
+        match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(out, version.id),
+            "number" => plain::int(out, version.number),
+            "sha256" => plain::string(out, &version.sha256),
+            "sizeBytes" => plain::int(out, self.size_as_int()),
+            "mediaType" => plain::string(out, &version.media_type),
+            "fileName" => plain::optional_string(out, version.file_name.as_deref()),
+            "downloadUrl" => plain::string(out, &download_path(version.id)),
+            "author" => plain_user(ctx, out, version.author_id)?,
+            "createdAt" => plain::date_time(out, &version.created_at),
+            "note" => plain::optional_string(out, version.note.as_deref()),
             // `content` loads the text and records the read.
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -1166,16 +1182,17 @@ impl ApprovalObject {
 }
 
 impl PlainFields for ApprovalObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
         let approval = &self.0;
-        Some(match ctx.item.node.name.node.as_str() {
-            "phase" => plain::enumeration(self.parsed_phase()?),
-            "commission" => plain_commission(ctx, approval.commission_id)?,
-            "approvedBy" => plain_user(ctx, approval.approved_by)?,
-            "approvedAt" => plain::date_time(&approval.approved_at),
-            "comment" => plain::optional_string(approval.comment.as_deref()),
+        match ctx.item.node.name.node.as_str() {
+            "phase" => plain::enumeration(out, self.parsed_phase()?)?,
+            "commission" => plain_commission(ctx, out, approval.commission_id)?,
+            "approvedBy" => plain_user(ctx, out, approval.approved_by)?,
+            "approvedAt" => plain::date_time(out, &approval.approved_at),
+            "comment" => plain::optional_string(out, approval.comment.as_deref()),
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -1262,15 +1279,16 @@ impl RecommendationObject {
 }
 
 impl PlainFields for RecommendationObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
-        Some(match ctx.item.node.name.node.as_str() {
-            "id" => plain::id(self.model.id),
-            "number" => Value::from(self.model.number),
-            "text" => plain::string(&self.model.text),
-            "addressee" => plain::enumeration(self.parsed_addressee()?),
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
+        match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(out, self.model.id),
+            "number" => plain::int(out, self.model.number),
+            "text" => plain::string(out, &self.model.text),
+            "addressee" => plain::enumeration(out, self.parsed_addressee()?)?,
             // Decisions, updates and positions name councils, users and colleges: loaded.
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -1445,16 +1463,17 @@ impl DeadlineObject {
 }
 
 impl PlainFields for DeadlineObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
         let deadline = &self.0;
-        Some(match ctx.item.node.name.node.as_str() {
-            "id" => plain::id(deadline.id),
-            "kind" => plain::enumeration(self.parsed_kind()?),
-            "college" => plain_college(ctx, deadline.municipality_id)?,
-            "dueAt" => plain::date_time(&deadline.due_at),
-            "status" => plain::enumeration(self.parsed_status()?),
+        match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(out, deadline.id),
+            "kind" => plain::enumeration(out, self.parsed_kind()?)?,
+            "college" => plain_college(ctx, out, deadline.municipality_id)?,
+            "dueAt" => plain::date_time(out, &deadline.due_at),
+            "status" => plain::enumeration(out, self.parsed_status()?)?,
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -1525,18 +1544,19 @@ impl ResponseObject {
 }
 
 impl PlainFields for ResponseObject {
-    fn plain_field(&self, ctx: &Context<'_>) -> Option<Value> {
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
         let state = &self.state;
-        Some(match ctx.item.node.name.node.as_str() {
-            "id" => plain::id(state.id.0),
-            "colleges" => plain_colleges(ctx, state.colleges.iter().map(|c| c.0))?,
-            "signedBy" => plain_colleges(ctx, state.signed_by.iter().map(|c| c.0))?,
-            "version" => plain::object(ctx, &VersionObject(self.version.clone()))?,
-            "filedAt" => plain::date_time(&state.filed_at),
-            "late" => Value::Boolean(state.late),
-            "counted" => Value::Boolean(self.counted),
+        match ctx.item.node.name.node.as_str() {
+            "id" => plain::id(out, state.id.0),
+            "colleges" => plain_colleges(ctx, out, state.colleges.iter().map(|c| c.0))?,
+            "signedBy" => plain_colleges(ctx, out, state.signed_by.iter().map(|c| c.0))?,
+            "version" => plain::object(ctx, out, &VersionObject(self.version.clone()))?,
+            "filedAt" => plain::date_time(out, &state.filed_at),
+            "late" => plain::boolean(out, state.late),
+            "counted" => plain::boolean(out, self.counted),
             _ => return None,
-        })
+        }
+        Some(())
     }
 }
 
@@ -1606,6 +1626,40 @@ pub struct InvestigationConnection {
     pub edges: Vec<InvestigationEdge>,
     pub page_info: PageInfo,
     pub total_count: i32,
+}
+
+impl PlainFields for PageInfo {
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
+        match ctx.item.node.name.node.as_str() {
+            "hasNextPage" => plain::boolean(out, self.has_next_page),
+            "endCursor" => plain::optional_string(out, self.end_cursor.as_deref()),
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+impl PlainFields for InvestigationEdge {
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
+        match ctx.item.node.name.node.as_str() {
+            "cursor" => plain::string(out, &self.cursor),
+            "node" => plain::object(ctx, out, &self.node.0)?,
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+impl PlainFields for InvestigationConnection {
+    fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()> {
+        match ctx.item.node.name.node.as_str() {
+            "edges" => plain::list(ctx, out, &self.edges)?,
+            "pageInfo" => plain::object(ctx, out, &self.page_info)?,
+            "totalCount" => plain::int(out, self.total_count),
+            _ => return None,
+        }
+        Some(())
+    }
 }
 
 #[derive(async_graphql::SimpleObject)]

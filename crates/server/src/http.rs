@@ -614,7 +614,7 @@ async fn execute_graphql(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        crate::answer::to_json(&response),
+        rkflow_api::json::to_json(&response),
     )
         .into_response();
     http.extensions_mut().insert(Outcome(outcome));

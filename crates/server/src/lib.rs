@@ -4,7 +4,6 @@
 //! seed and the command line. [`start`] is what both `rkflow serve` and the end-to-end tests
 //! run.
 
-pub mod answer;
 pub mod config;
 pub mod demo;
 pub mod http;

@@ -1,5 +1,5 @@
-//! A GraphQL answer written as JSON: byte for byte what `serde_json` writes for an
-//! `async_graphql::Response`, without going through serde's serializer for every value.
+//! GraphQL answers written as JSON: byte for byte what `serde_json` writes, without going
+//! through serde's serializer for every value.
 //!
 //! A dashboard answer is some 1,700 values; through serde each is a trait call, a key through
 //! the serializer's map state, a string escaped byte by byte, into a buffer that starts at 128
@@ -8,68 +8,96 @@
 //! and a string is scanned eight bytes at a time for the three kinds of byte JSON escapes, then
 //! copied whole when it has none (nearly always).
 //! Numbers, bytes, errors and extensions (rare, small) still go through `serde_json`.
-//! (async-graphql-value's `raw_value` feature, which writes some objects as raw text, is off.)
+//!
+//! Plain answers ([`crate::plain`]) are written as JSON text while they are computed and travel
+//! through async-graphql as a *raw value*: async-graphql's own convention (its `raw_value`
+//! feature), an object whose one key is [`RAW_VALUE_TOKEN`] and whose value is the text. serde
+//! writes such an object as its text (so every other way out of the schema gives the same JSON);
+//! [`to_json`] copies it.
 
-use async_graphql::{Response, Value};
+use async_graphql::indexmap::IndexMap;
+use async_graphql::{Name, Response, Value};
+pub use async_graphql_value::RAW_VALUE_TOKEN;
 
 /// `response` as `serde_json::to_vec` writes it: `data`, then `extensions` and `errors` when
 /// there are any.
 pub fn to_json(response: &Response) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4096);
-    out.extend_from_slice(b"{\"data\":");
+    let mut out = String::with_capacity(4096);
+    out.push_str("{\"data\":");
     write_value(&mut out, &response.data);
     if !response.extensions.is_empty() {
-        out.extend_from_slice(b",\"extensions\":");
+        out.push_str(",\"extensions\":");
         serde(&mut out, &response.extensions);
     }
     if !response.errors.is_empty() {
-        out.extend_from_slice(b",\"errors\":");
+        out.push_str(",\"errors\":");
         serde(&mut out, &response.errors);
     }
-    out.push(b'}');
-    out
+    out.push('}');
+    out.into_bytes()
 }
 
-fn serde(out: &mut Vec<u8>, value: &impl serde::Serialize) {
-    // Writing into a Vec fails only for values serde_json cannot represent, which a GraphQL
-    // answer never holds (its keys are strings); `null` keeps the JSON well-formed regardless.
-    let start = out.len();
-    if serde_json::to_writer(&mut *out, value).is_err() {
-        out.truncate(start);
-        out.extend_from_slice(b"null");
+/// A value that is the JSON text `json` (which must be one well-formed JSON value).
+pub fn raw(json: String) -> Value {
+    let mut object = IndexMap::with_capacity(1);
+    object.insert(Name::new(RAW_VALUE_TOKEN), Value::String(json));
+    Value::Object(object)
+}
+
+/// The text of a [`raw`] value.
+fn as_raw(fields: &IndexMap<Name, Value>) -> Option<&str> {
+    match fields.first() {
+        Some((key, Value::String(json))) if fields.len() == 1 && key == RAW_VALUE_TOKEN => {
+            Some(json)
+        }
+        _ => None,
     }
 }
 
-fn write_value(out: &mut Vec<u8>, value: &Value) {
+fn serde(out: &mut String, value: &impl serde::Serialize) {
+    // Writing fails only for values serde_json cannot represent, which a GraphQL answer never
+    // holds (its keys are strings); `null` keeps the JSON well-formed regardless.
+    match serde_json::to_string(value) {
+        Ok(json) => out.push_str(&json),
+        Err(_) => out.push_str("null"),
+    }
+}
+
+/// `value` as `serde_json` writes it.
+pub fn write_value(out: &mut String, value: &Value) {
     match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Boolean(true) => out.extend_from_slice(b"true"),
-        Value::Boolean(false) => out.extend_from_slice(b"false"),
+        Value::Null => out.push_str("null"),
+        Value::Boolean(true) => out.push_str("true"),
+        Value::Boolean(false) => out.push_str("false"),
         Value::String(text) => write_str(out, text),
         Value::Enum(name) => write_str(out, name),
         Value::Number(number) => serde(out, number),
         Value::Binary(_) => serde(out, value),
         Value::List(items) => {
-            out.push(b'[');
+            out.push('[');
             for (index, item) in items.iter().enumerate() {
                 if index > 0 {
-                    out.push(b',');
+                    out.push(',');
                 }
                 write_value(out, item);
             }
-            out.push(b']');
+            out.push(']');
         }
         Value::Object(fields) => {
-            out.push(b'{');
+            if let Some(json) = as_raw(fields) {
+                out.push_str(json);
+                return;
+            }
+            out.push('{');
             for (index, (key, item)) in fields.iter().enumerate() {
                 if index > 0 {
-                    out.push(b',');
+                    out.push(',');
                 }
                 write_str(out, key);
-                out.push(b':');
+                out.push(':');
                 write_value(out, item);
             }
-            out.push(b'}');
+            out.push('}');
         }
     }
 }
@@ -122,47 +150,47 @@ fn needs_any_escape(bytes: &[u8]) -> bool {
     !rest.is_empty() && needs_escape(u64::from_le_bytes(padded))
 }
 
-fn write_str(out: &mut Vec<u8>, text: &str) {
-    let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    if needs_any_escape(bytes) {
-        write_escaped(out, bytes);
+/// `text` as a JSON string, as `serde_json` writes it.
+pub fn write_str(out: &mut String, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push('"');
+    if needs_any_escape(text.as_bytes()) {
+        write_escaped(out, text);
     } else {
         // Nearly every text of an answer: ids, names, dates, keys.
-        out.extend_from_slice(bytes);
+        out.push_str(text);
     }
-    out.push(b'"');
+    out.push('"');
 }
 
-/// `bytes` with every byte that needs it escaped as `serde_json` escapes it.
-fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+/// `text` with every byte that needs it escaped as `serde_json` escapes it (all such bytes
+/// are ASCII, so the text between them is whole characters).
+fn write_escaped(out: &mut String, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
-    for (at, &byte) in bytes.iter().enumerate() {
+    for (at, &byte) in text.as_bytes().iter().enumerate() {
         let escape = ESCAPE[usize::from(byte)];
         if escape == 0 {
             continue;
         }
-        out.extend_from_slice(&bytes[start..at]);
+        out.push_str(&text[start..at]);
+        out.push('\\');
         if escape == b'u' {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(byte >> 4)]);
-            out.push(HEX[usize::from(byte & 0x0f)]);
+            out.push_str("u00");
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
         } else {
-            out.push(b'\\');
-            out.push(escape);
+            out.push(char::from(escape));
         }
         start = at + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.push_str(&text[start..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_graphql::indexmap::IndexMap;
-    use async_graphql::{Name, ServerError};
+    use async_graphql::ServerError;
     use proptest::prelude::*;
 
     fn same_as_serde(response: &Response) {
@@ -226,6 +254,29 @@ mod tests {
         same_as_serde(&Response::from_errors(vec![ServerError::new(
             "refused", None,
         )]));
+    }
+
+    #[test]
+    fn raw_values_are_written_as_their_text_as_serde_json_writes_them() {
+        let text = r#"{"id":"a","kind":"PROPOSAL","n":[1,null]}"#;
+        let data = object(vec![
+            ("node", raw(text.to_owned())),
+            (
+                "list",
+                Value::List(vec![raw("null".into()), raw("[]".into())]),
+            ),
+        ]);
+        let response = Response::new(data);
+        same_as_serde(&response);
+        assert_eq!(
+            String::from_utf8_lossy(&to_json(&response)),
+            format!(r#"{{"data":{{"node":{text},"list":[null,[]]}}}}"#)
+        );
+        // An object with the token beside another key is an ordinary object.
+        same_as_serde(&Response::new(object(vec![
+            (RAW_VALUE_TOKEN, Value::String("1".into())),
+            ("b", Value::Null),
+        ])));
     }
 
     proptest! {
