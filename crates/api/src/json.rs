@@ -150,6 +150,16 @@ fn needs_any_escape(bytes: &[u8]) -> bool {
     !rest.is_empty() && needs_escape(u64::from_le_bytes(padded))
 }
 
+/// `"key":` for a GraphQL response key, which is a name (`[_A-Za-z][_0-9A-Za-z]*`, checked by
+/// the parser) and so never needs escaping.
+pub fn write_key(out: &mut String, key: &str) {
+    debug_assert!(!needs_any_escape(key.as_bytes()), "{key}");
+    out.reserve(key.len() + 3);
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
+}
+
 /// `text` as a JSON string, as `serde_json` writes it.
 pub fn write_str(out: &mut String, text: &str) {
     out.reserve(text.len() + 2);

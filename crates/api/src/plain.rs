@@ -92,11 +92,25 @@ impl<T: PlainFields> OutputType for Plain<T> {
         if ctx.data_opt::<PlainAnswers>().is_none() {
             return self.0.resolve(ctx, field).await;
         }
-        let mut written = String::new();
+        // The members one after another; when all are written, with the braces and commas of
+        // the answer, which then needs no second copy.
+        let mut written = String::with_capacity(1024);
+        written.push('{');
         let mut members = Vec::new();
         if write_fields(ctx, &self.0, &mut written, Some(&mut members)).is_none() {
             // A selection this path leaves to async-graphql (see `for_each_field`).
             return resolve_container(ctx, &self.0).await;
+        }
+        if members.is_empty() {
+            // async-graphql answers an object without fields as null.
+            return Ok(Value::Null);
+        }
+        if members
+            .iter()
+            .all(|member| matches!(member, Member::Written(_)))
+        {
+            written.push('}');
+            return Ok(json::raw(written));
         }
         // The other fields all at once, as async-graphql would (one loader batch for all).
         let mut answers = join_all(members.iter().filter_map(|member| match member {
@@ -119,8 +133,7 @@ impl<T: PlainFields> OutputType for Plain<T> {
                 Member::Written(range) => out.push_str(&written[range.clone()]),
                 Member::Slow(field) => match answers.next() {
                     Some(Ok(value)) => {
-                        write_str(&mut out, &field.node.response_key().node);
-                        out.push(':');
+                        json::write_key(&mut out, &field.node.response_key().node);
                         json::write_value(&mut out, &value.unwrap_or_default());
                     }
                     // A failed field is left out of the answer, as async-graphql does.
@@ -132,7 +145,6 @@ impl<T: PlainFields> OutputType for Plain<T> {
                 },
             }
         }
-        // async-graphql answers an object without fields as null.
         if out.is_empty() {
             return Ok(Value::Null);
         }
@@ -146,21 +158,6 @@ impl<T: PlainFields> OutputType for Plain<T> {
 pub fn object<T: PlainFields>(ctx: &Context<'_>, out: &mut String, object: &T) -> Option<()> {
     let set = ctx.with_selection_set(&ctx.item.node.selection_set);
     write_object(&set, out, object)
-}
-
-/// Writes the answer to a nullable object-valued field (null when there is no object).
-pub fn optional<T: PlainFields>(
-    ctx: &Context<'_>,
-    out: &mut String,
-    value: Option<&T>,
-) -> Option<()> {
-    match value {
-        Some(value) => object(ctx, out, value),
-        None => {
-            out.push_str("null");
-            Some(())
-        }
-    }
 }
 
 /// Writes the answer to a list-valued field, when every item's selected fields are all plain.
@@ -200,10 +197,11 @@ fn write_object<T: PlainFields>(
     Some(())
 }
 
-/// Writes the selected fields of `object` in order as `"key":value` to `out`. Without
-/// `members`: separated by commas, and all of them plain or `None`. With `members`: one after
-/// another, each member's place recorded there, and the fields that are not plain recorded
-/// as slow. `None` also when the selection holds what only async-graphql answers correctly.
+/// Writes the selected fields of `object` in order as `"key":value`, separated by commas, to
+/// `out`. Without `members`, all of them plain or `None`. With `members`, each written
+/// member's place (without its comma) is recorded there, and the fields that are not plain
+/// are recorded as slow and left out. `None` also when the selection holds what only
+/// async-graphql answers correctly.
 fn write_fields<'a, T: PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     object: &T,
@@ -211,27 +209,29 @@ fn write_fields<'a, T: PlainFields>(
     mut members: Option<&mut Vec<Member<'a>>>,
 ) -> Option<()> {
     let type_name = T::type_name();
-    let mut count = 0;
+    let mut written = 0;
     let complete = for_each_field(ctx, &ctx.item.node, &type_name, &mut |field| {
-        let key = field.node.response_key().node.as_str();
-        count += 1;
-        let start = out.len();
-        if members.is_none() && count > 1 {
+        let before = out.len();
+        if written > 0 {
             out.push(',');
         }
-        write_str(out, key);
-        out.push(':');
-        let written = if field.node.name.node == "__typename" {
+        let start = out.len();
+        json::write_key(out, &field.node.response_key().node);
+        let answered = if field.node.name.node == "__typename" {
             write_str(out, &type_name);
             Some(())
         } else {
             object.plain_field(&ctx.with_field(field), out)
         };
-        match (written, members.as_deref_mut()) {
-            (Some(()), Some(members)) => members.push(Member::Written(start..out.len())),
-            (Some(()), None) => {}
+        match (answered, members.as_deref_mut()) {
+            (Some(()), members) => {
+                written += 1;
+                if let Some(members) = members {
+                    members.push(Member::Written(start..out.len()));
+                }
+            }
             (None, Some(members)) => {
-                out.truncate(start);
+                out.truncate(before);
                 members.push(Member::Slow(field));
             }
             (None, None) => return false,
@@ -366,7 +366,10 @@ pub fn optional_enumeration<T: EnumType>(out: &mut String, value: Option<T>) -> 
 /// or 9 digits when it is not zero (as few as show every non-zero digit), `+00:00`. Years
 /// outside 0–9999 and leap seconds are left to chrono.
 fn rfc3339(out: &mut String, at: &DateTime<Utc>) {
-    let (year, nano) = (at.year(), at.nanosecond());
+    // The parts of the UTC time itself: through `DateTime`, each would add the zero offset
+    // to a copy of it first.
+    let utc = at.naive_utc();
+    let (year, nano) = (utc.year(), utc.nanosecond());
     if !(0..=9999).contains(&year) || nano >= 1_000_000_000 {
         out.push_str(&at.to_rfc3339());
         return;
@@ -381,11 +384,11 @@ fn rfc3339(out: &mut String, at: &DateTime<Utc>) {
     }
     let mut text = *b"0000-00-00T00:00:00.000000000+00:00";
     digits(&mut text, 0, year.unsigned_abs(), 4);
-    digits(&mut text, 5, at.month(), 2);
-    digits(&mut text, 8, at.day(), 2);
-    digits(&mut text, 11, at.hour(), 2);
-    digits(&mut text, 14, at.minute(), 2);
-    digits(&mut text, 17, at.second(), 2);
+    digits(&mut text, 5, utc.month(), 2);
+    digits(&mut text, 8, utc.day(), 2);
+    digits(&mut text, 11, utc.hour(), 2);
+    digits(&mut text, 14, utc.minute(), 2);
+    digits(&mut text, 17, utc.second(), 2);
     let end = match nano {
         0 => 19,
         _ if nano % 1_000_000 == 0 => digits(&mut text, 20, nano / 1_000_000, 3),

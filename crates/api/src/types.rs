@@ -697,16 +697,18 @@ impl InvestigationObject {
         } else {
             Some(domain.kind.default_title())
         };
-        let document = DocumentObject {
+        let mut document = DocumentObject {
             loaded: self.loaded.clone(),
             view: self.view.clone(),
             index,
             domain: domain_index,
             title,
+            latest: 0,
         };
         // Listed when the caller sees at least one of its versions.
-        let seen = document.visible().next_back().is_some();
-        seen.then_some(document)
+        let latest = document.visible().next_back()?;
+        document.latest = latest;
+        Some(document)
     }
 }
 
@@ -964,6 +966,9 @@ pub struct DocumentObject {
     /// The kind's default title when the caller may not see the document's own
     /// (`View::sees_title`).
     title: Option<&'static str>,
+    /// The place in `loaded.versions` of the latest version the caller sees (a document is
+    /// listed only when there is one).
+    latest: usize,
 }
 
 impl DocumentObject {
@@ -1004,8 +1009,8 @@ impl DocumentObject {
         self.visible().map(|i| self.version(i))
     }
 
-    fn latest_version_object(&self) -> Option<VersionObject> {
-        self.visible().next_back().map(|i| self.version(i))
+    fn latest_version_object(&self) -> VersionObject {
+        self.version(self.latest)
     }
 }
 
@@ -1029,7 +1034,7 @@ impl DocumentObject {
     }
 
     async fn latest_version(&self) -> Option<Plain<VersionObject>> {
-        self.latest_version_object().map(Plain)
+        Some(Plain(self.latest_version_object()))
     }
 }
 
@@ -1040,7 +1045,7 @@ impl PlainFields for DocumentObject {
             "kind" => plain::enumeration(out, self.parsed_kind()?)?,
             "title" => plain::string(out, self.shown_title()),
             "versions" => plain::list(ctx, out, self.version_objects())?,
-            "latestVersion" => plain::optional(ctx, out, self.latest_version_object().as_ref())?,
+            "latestVersion" => plain::object(ctx, out, &self.latest_version_object())?,
             _ => return None,
         }
         Some(())
