@@ -22,7 +22,9 @@ pub use async_graphql_value::RAW_VALUE_TOKEN;
 /// `response` as `serde_json::to_vec` writes it: `data`, then `extensions` and `errors` when
 /// there are any.
 pub fn to_json(response: &Response) -> Vec<u8> {
-    let mut out = String::with_capacity(4096);
+    // Sized for the answer up front: a dashboard's is one raw text of ~100 KB, which a
+    // buffer grown by doubling would copy and leave behind in pieces several times.
+    let mut out = String::with_capacity(estimated_len(&response.data) + 256);
     out.push_str("{\"data\":");
     write_value(&mut out, &response.data);
     if !response.extensions.is_empty() {
@@ -35,6 +37,30 @@ pub fn to_json(response: &Response) -> Vec<u8> {
     }
     out.push('}');
     out.into_bytes()
+}
+
+/// About how long `value` is as JSON: its raw texts exactly, the rest roughly.
+fn estimated_len(value: &Value) -> usize {
+    match value {
+        Value::List(items) => {
+            2 + items
+                .iter()
+                .map(|item| 1 + estimated_len(item))
+                .sum::<usize>()
+        }
+        Value::Object(fields) => match as_raw(fields) {
+            Some(json) => json.len(),
+            None => {
+                2 + fields
+                    .iter()
+                    .map(|(key, item)| key.len() + 4 + estimated_len(item))
+                    .sum::<usize>()
+            }
+        },
+        Value::String(text) => text.len() + 2,
+        Value::Enum(name) => name.len() + 2,
+        _ => 8,
+    }
 }
 
 /// A value that is the JSON text `json` (which must be one well-formed JSON value).
