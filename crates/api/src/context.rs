@@ -121,6 +121,13 @@ pub fn session<'a>(ctx: &Context<'a>) -> ApiResult<&'a Session> {
         .ok_or_else(ApiError::unauthenticated)
 }
 
+/// A loader's failure: logged here, handed to the fields that waited for it as INTERNAL
+/// ([`load_failed`]).
+fn loader_error(err: rkflow_store::StoreError) -> Arc<String> {
+    tracing::error!(error = %err, "loader failed");
+    Arc::new("load failed".to_string())
+}
+
 macro_rules! batch_loader {
     ($(#[$doc:meta])* $name:ident, $value:ty, |$db:ident, $keys:ident| $body:expr) => {
         $(#[$doc])*
@@ -135,10 +142,7 @@ macro_rules! batch_loader {
                 let $keys = keys;
                 let result: Result<HashMap<Uuid, Self::Value>, rkflow_store::StoreError> =
                     async { $body }.await;
-                result.map_err(|err| {
-                    tracing::error!(error = %err, "loader failed");
-                    Arc::new("load failed".to_string())
-                })
+                result.map_err(loader_error)
             }
         }
     };
@@ -236,10 +240,7 @@ macro_rules! known_first_loader {
             type Error = Arc<String>;
 
             async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-                self.read(keys).await.map_err(|err| {
-                    tracing::error!(error = %err, "loader failed");
-                    Arc::new("load failed".to_string())
-                })
+                self.read(keys).await.map_err(loader_error)
             }
         }
     };

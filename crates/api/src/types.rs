@@ -685,30 +685,23 @@ impl InvestigationObject {
 
     fn document_object(&self, index: usize) -> Option<DocumentObject> {
         let model = &self.loaded.documents[index];
-        let domain_index = self
-            .loaded
-            .domain
-            .documents
-            .iter()
-            .position(|d| d.id.0 == model.id)?;
+        let domain_index = self.loaded.domain_document_index(model.id)?;
         let domain = &self.loaded.domain.documents[domain_index];
         let title = if self.view.sees_title(&self.loaded.domain, domain) {
             None
         } else {
             Some(domain.kind.default_title())
         };
-        let mut document = DocumentObject {
+        // Listed when the caller sees at least one of its versions.
+        let latest = visible_versions(&self.loaded, &self.view, domain_index).next_back()?;
+        Some(DocumentObject {
             loaded: self.loaded.clone(),
             view: self.view.clone(),
             index,
             domain: domain_index,
             title,
-            latest: 0,
-        };
-        // Listed when the caller sees at least one of its versions.
-        let latest = document.visible().next_back()?;
-        document.latest = latest;
-        Some(document)
+            latest,
+        })
     }
 }
 
@@ -988,21 +981,9 @@ impl DocumentObject {
         self.title.unwrap_or(&self.model().title)
     }
 
-    /// The places in `loaded.versions` of the versions the caller may see, oldest first
-    /// (asked from the end, the latest costs one visibility check, not one per version: a
-    /// dashboard asks for the latest alone).
+    /// The places in `loaded.versions` of the versions the caller may see, oldest first.
     fn visible(&self) -> impl DoubleEndedIterator<Item = usize> + '_ {
-        let id = self.model().id;
-        let investigation = &self.loaded.domain;
-        let domain = &investigation.documents[self.domain];
-        self.loaded
-            .versions
-            .iter()
-            .enumerate()
-            .filter(move |(_, v)| {
-                v.document_id == id && self.view.sees_version(investigation, domain, v.id.into())
-            })
-            .map(|(i, _)| i)
+        visible_versions(&self.loaded, &self.view, self.domain)
     }
 
     fn version_objects(&self) -> impl Iterator<Item = VersionObject> + '_ {
@@ -1012,6 +993,28 @@ impl DocumentObject {
     fn latest_version_object(&self) -> VersionObject {
         self.version(self.latest)
     }
+}
+
+/// The places in `loaded.versions` of the versions of a document (its place in
+/// `loaded.domain.documents`) that `view` may see, oldest first. Asked from the end, the
+/// latest costs one visibility check, not one per version (a dashboard asks for the latest
+/// alone).
+fn visible_versions<'a>(
+    loaded: &'a Loaded,
+    view: &'a View,
+    document: usize,
+) -> impl DoubleEndedIterator<Item = usize> + 'a {
+    let investigation = &loaded.domain;
+    let domain = &investigation.documents[document];
+    let id = domain.id.0;
+    loaded
+        .versions
+        .iter()
+        .enumerate()
+        .filter(move |(_, v)| {
+            v.document_id == id && view.sees_version(investigation, domain, v.id.into())
+        })
+        .map(|(i, _)| i)
 }
 
 #[Object(name = "Document")]

@@ -91,7 +91,16 @@ impl Loaded {
     }
 
     pub fn domain_document(&self, document: Uuid) -> Option<&DocumentState> {
-        self.domain.documents.iter().find(|d| d.id.0 == document)
+        self.domain_document_index(document)
+            .map(|index| &self.domain.documents[index])
+    }
+
+    /// The place in `domain.documents` of the document with this id.
+    pub fn domain_document_index(&self, document: Uuid) -> Option<usize> {
+        self.domain
+            .documents
+            .iter()
+            .position(|d| d.id.0 == document)
     }
 }
 
