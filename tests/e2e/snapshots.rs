@@ -306,6 +306,10 @@ async fn the_read_cache_shows_only_what_the_database_holds() {
                 server.label
             );
         }
+        // The values built anew (the cache keeps no bodies: read again) are kept in turn.
+        let (_, misses) = cache.hits_and_misses();
+        assert_eq!(dashboard().await, renamed, "{}", server.label);
+        assert_eq!(cache.hits_and_misses().1, misses, "{}", server.label);
         rename(bloemendaal.name.clone()).await;
         assert_eq!(dashboard().await, first, "{}", server.label);
         server.stop().await;

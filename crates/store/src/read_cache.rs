@@ -11,8 +11,8 @@
 //! inputs and the calendar (`investigations::assemble`).
 //!
 //! Bounded by a number of entries (`--read-cache-entries`; 0 switches it off); the least
-//! recently used entry makes room. An entry is roughly 50 KB at the benchmark's sizes (an
-//! estimate: the snapshot's text, 17 KB on average, plus the decoded rows and domain value).
+//! recently used entry makes room. An entry is roughly 35 KB at the benchmark's sizes (an
+//! estimate: the decoded rows and the domain value; the snapshot's text is not kept).
 
 use crate::entity::investigation;
 use crate::investigations::Loaded;
@@ -47,13 +47,13 @@ struct Entry {
     used: u64,
 }
 
-/// The snapshot an entry was built from: its format and digest, which reads compare, and its
-/// body, decoded again when the entry's commissions have changed since.
+/// The snapshot an entry was built from: its format and digest, which reads compare. Its body
+/// is not kept (17 KB on average at the benchmark's sizes, a third of an entry): a value whose
+/// commissions have changed since is read again with its body (`investigations::load_rows`).
 #[derive(Debug)]
 pub(crate) struct KeptSnapshot {
     pub format: i32,
     pub digest: Vec<u8>,
-    pub body: Arc<str>,
 }
 
 impl Default for ReadCache {
@@ -73,14 +73,14 @@ impl ReadCache {
     }
 
     /// The investigation built from exactly this row and a snapshot of this format and digest,
-    /// if it is kept, with that snapshot's body. The caller still checks its commissions
-    /// ([`Loaded::commissions`]) against those it read.
+    /// if it is kept. The caller still checks its commissions ([`Loaded::commissions`]) against
+    /// those it read.
     pub(crate) fn get(
         &self,
         row: &investigation::Model,
         format: i32,
         digest: &[u8],
-    ) -> Option<(Arc<Loaded>, Arc<str>)> {
+    ) -> Option<Arc<Loaded>> {
         if self.capacity == 0 {
             return None;
         }
@@ -97,7 +97,7 @@ impl ReadCache {
             })
             .map(|entry| {
                 entry.used = clock;
-                (entry.loaded.clone(), entry.snapshot.body.clone())
+                entry.loaded.clone()
             });
         drop(entries);
         let counter = if found.is_some() {
