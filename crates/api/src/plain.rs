@@ -44,6 +44,16 @@ pub trait PlainFields: ObjectType {
     /// written is then cut off again). Nothing here may have an effect (an answer can be
     /// written and then dropped, when a sibling field turns out not plain).
     fn plain_field(&self, ctx: &Context<'_>, out: &mut String) -> Option<()>;
+
+    /// About how long this object's answer will be, so that [`Plain`] sizes its text once (a
+    /// page of investigations is ~100 KB of text, which would otherwise grow by doubling,
+    /// copied at every step).
+    fn answer_len_hint(&self) -> usize {
+        1024
+    }
+
+    /// How long the answer [`Plain`] wrote for this object was (for [`Self::answer_len_hint`]).
+    fn answer_written(&self, _len: usize) {}
 }
 
 impl<T: PlainFields + ?Sized> PlainFields for &T {
@@ -94,10 +104,19 @@ impl<T: PlainFields> OutputType for Plain<T> {
         }
         // The members one after another; when all are written, with the braces and commas of
         // the answer, which then needs no second copy.
-        let mut written = String::with_capacity(1024);
+        let mut written = String::with_capacity(self.0.answer_len_hint());
         written.push('{');
         let mut members = Vec::new();
-        if write_fields(ctx, &self.0, &mut written, Some(&mut members)).is_none() {
+        let fields = |ctx: &Context<'_>, out: &mut String| self.0.plain_field(ctx, out);
+        if write_fields(
+            ctx,
+            &T::type_name(),
+            &fields,
+            &mut written,
+            Some(&mut members),
+        )
+        .is_none()
+        {
             // A selection this path leaves to async-graphql (see `for_each_field`).
             return resolve_container(ctx, &self.0).await;
         }
@@ -105,6 +124,7 @@ impl<T: PlainFields> OutputType for Plain<T> {
             // async-graphql answers an object without fields as null.
             return Ok(Value::Null);
         }
+        self.0.answer_written(written.len());
         if members
             .iter()
             .all(|member| matches!(member, Member::Written(_)))
@@ -156,8 +176,7 @@ impl<T: PlainFields> OutputType for Plain<T> {
 /// Writes the answer to an object-valued field, when every field selected of the object is
 /// plain.
 pub fn object<T: PlainFields>(ctx: &Context<'_>, out: &mut String, object: &T) -> Option<()> {
-    let set = ctx.with_selection_set(&ctx.item.node.selection_set);
-    write_object(&set, out, object)
+    object_of::<T>(ctx, out, |ctx, out| object.plain_field(ctx, out))
 }
 
 /// Writes the answer to a list-valued field, when every item's selected fields are all plain.
@@ -166,28 +185,51 @@ pub fn list<T: PlainFields>(
     out: &mut String,
     items: impl IntoIterator<Item = T>,
 ) -> Option<()> {
+    list_of::<T, _>(ctx, out, items, |item, ctx, out| item.plain_field(ctx, out))
+}
+
+/// [`object`] of a value that is not itself a `T` but answers `T`'s plain fields with
+/// `fields` (a row borrowed from the loaded investigation, say, where a `T` would own a copy).
+pub fn object_of<T: PlainFields>(
+    ctx: &Context<'_>,
+    out: &mut String,
+    fields: impl Fn(&Context<'_>, &mut String) -> Option<()>,
+) -> Option<()> {
     let set = ctx.with_selection_set(&ctx.item.node.selection_set);
+    write_object(&set, &T::type_name(), out, &fields)
+}
+
+/// [`list`] of items that answer `T`'s plain fields with `fields`, as [`object_of`].
+pub fn list_of<T: PlainFields, I>(
+    ctx: &Context<'_>,
+    out: &mut String,
+    items: impl IntoIterator<Item = I>,
+    fields: impl Fn(&I, &Context<'_>, &mut String) -> Option<()>,
+) -> Option<()> {
+    let set = ctx.with_selection_set(&ctx.item.node.selection_set);
+    let type_name = T::type_name();
     out.push('[');
     for (index, item) in items.into_iter().enumerate() {
         if index > 0 {
             out.push(',');
         }
-        write_object(&set, out, &item)?;
+        write_object(&set, &type_name, out, &|ctx, out| fields(&item, ctx, out))?;
     }
     out.push(']');
     Some(())
 }
 
-/// `{…}` of the selected fields of `object`, all plain (null without fields, as async-graphql
-/// answers).
-fn write_object<T: PlainFields>(
+/// `{…}` of the selected fields of an object of the type named `type_name`, all plain (null
+/// without fields, as async-graphql answers).
+fn write_object(
     set: &ContextSelectionSet<'_>,
+    type_name: &str,
     out: &mut String,
-    object: &T,
+    fields: &impl Fn(&Context<'_>, &mut String) -> Option<()>,
 ) -> Option<()> {
     let start = out.len();
     out.push('{');
-    write_fields(set, object, out, None)?;
+    write_fields(set, type_name, fields, out, None)?;
     if out.len() == start + 1 {
         out.truncate(start);
         out.push_str("null");
@@ -197,20 +239,21 @@ fn write_object<T: PlainFields>(
     Some(())
 }
 
-/// Writes the selected fields of `object` in order as `"key":value`, separated by commas, to
-/// `out`. Without `members`, all of them plain or `None`. With `members`, each written
-/// member's place (without its comma) is recorded there, and the fields that are not plain
-/// are recorded as slow and left out. `None` also when the selection holds what only
-/// async-graphql answers correctly.
-fn write_fields<'a, T: PlainFields>(
+/// Writes the selected fields of an object of the type named `type_name` in order as
+/// `"key":value`, each answered by `fields`, separated by commas, to `out`. Without
+/// `members`, all of them plain or `None`. With `members`, each written member's place
+/// (without its comma) is recorded there, and the fields that are not plain are recorded as
+/// slow and left out. `None` also when the selection holds what only async-graphql answers
+/// correctly.
+fn write_fields<'a>(
     ctx: &ContextSelectionSet<'a>,
-    object: &T,
+    type_name: &str,
+    fields: &impl Fn(&Context<'_>, &mut String) -> Option<()>,
     out: &mut String,
     mut members: Option<&mut Vec<Member<'a>>>,
 ) -> Option<()> {
-    let type_name = T::type_name();
     let mut written = 0;
-    let complete = for_each_field(ctx, &ctx.item.node, &type_name, &mut |field| {
+    let complete = for_each_field(ctx, &ctx.item.node, type_name, &mut |field| {
         let before = out.len();
         if written > 0 {
             out.push(',');
@@ -218,10 +261,10 @@ fn write_fields<'a, T: PlainFields>(
         let start = out.len();
         json::write_key(out, &field.node.response_key().node);
         let answered = if field.node.name.node == "__typename" {
-            write_str(out, &type_name);
+            write_str(out, type_name);
             Some(())
         } else {
-            object.plain_field(&ctx.with_field(field), out)
+            fields(&ctx.with_field(field), out)
         };
         match (answered, members.as_deref_mut()) {
             (Some(()), members) => {
