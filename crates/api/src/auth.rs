@@ -1,7 +1,8 @@
 //! Passwords (argon2id), session tokens, session resolution and login throttling.
 
 use crate::error::{ApiError, ApiResult, Code};
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use rkflow_domain::Actor;
@@ -211,11 +212,115 @@ impl LoginObserver {
 /// keep the rest, and the working memory held for hashing stays at one argon2 block per two
 /// cores (12 MiB by default; on the two-core reference machine the server's peak stays within
 /// its 100 MB budget while logins run, BENCHMARKS.md W4). Logins wait for a permit in turn.
+///
+/// The working memory of the hashes is kept between them ([`WorkingMemory`]): allocated anew
+/// for each hash, a block freed a moment before sometimes still counted while the next one was
+/// filled, and the server's resident memory jumped by a second block (W4 at concurrency 16:
+/// 52–54 MB, with peaks of 66 MB; BENCHMARKS.md).
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
     dummy: Arc<OnceLock<String>>,
+    memory: WorkingMemory,
+}
+
+/// argon2's working memory (`m_cost` KiB per hash, 12 MiB by default), one buffer per hash
+/// that may run at once, kept once used: what the server holds while logins run, and then
+/// holds on to, instead of allocating and freeing 12 MiB per login. argon2 writes every block
+/// before reading it, so what a buffer held before does not enter the next hash.
+#[derive(Clone, Default)]
+struct WorkingMemory(Arc<std::sync::Mutex<Vec<Vec<Block>>>>);
+
+impl WorkingMemory {
+    /// A buffer of at least `blocks` blocks (a kept one when it is large enough).
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        let kept = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        match kept {
+            Some(memory) if memory.len() >= blocks => memory,
+            // None kept (the first hashes), or one for smaller parameters than a stored
+            // hash's: this one replaces it.
+            _ => vec![Block::default(); blocks],
+        }
+    }
+
+    /// Keeps `memory` for the next hash, unless it is larger than `largest` blocks (grown for
+    /// a stored hash of larger parameters than the server's own: freed).
+    fn give_back(&self, memory: Vec<Block>, largest: usize) {
+        if memory.len() <= largest {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(memory);
+        }
+    }
+}
+
+/// argon2's output for `password` and `salt` with `argon2`'s parameters (their output length,
+/// else argon2's default), computed in `memory` (grown when too small): what
+/// `PasswordHasher::hash_password_with_salt` computes, without allocating the memory itself.
+fn argon2_output(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &Salt,
+    memory: &mut Vec<Block>,
+) -> Result<Output, argon2::password_hash::Error> {
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let out = buffer
+        .get_mut(..params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN))
+        .ok_or(argon2::password_hash::Error::OutputSize)?;
+    if memory.len() < params.block_count() {
+        *memory = vec![Block::default(); params.block_count()];
+    }
+    argon2.hash_password_into_with_memory(password, salt.as_ref(), out, &mut memory[..])?;
+    Ok(Output::new(out)?)
+}
+
+/// A new argon2id PHC string for `password` with a fresh random salt and `params`, as
+/// `PasswordHasher::hash_password` writes it.
+fn hash_in(
+    params: &Params,
+    password: &[u8],
+    memory: &mut Vec<Block>,
+) -> Result<String, argon2::password_hash::Error> {
+    let salt = Salt::new(&argon2::password_hash::generate_salt())?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let output = argon2_output(&argon2, params, password, &salt, memory)?;
+    Ok(PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)?,
+        salt: Some(salt),
+        hash: Some(output),
+    }
+    .to_string())
+}
+
+/// Whether `password` matches the parsed PHC string (any argon2 variant, version and
+/// parameters it names), as `PasswordVerifier::verify_password` decides it: the output
+/// recomputed with its salt and parameters, compared in constant time.
+fn verify_in(parsed: &PasswordHash, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(parsed) else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    // `Output`'s equality is constant-time.
+    argon2_output(&argon2, &params, password, salt, memory).is_ok_and(|output| output == *expected)
 }
 
 /// How many password hashes run at once on a machine with `cores` cores.
@@ -237,11 +342,8 @@ impl Passwords {
             params,
             permits: Arc::new(Semaphore::new(hashes_at_once(cores))),
             dummy: Arc::new(OnceLock::new()),
+            memory: WorkingMemory::default(),
         })
-    }
-
-    fn hasher(params: Params) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
     }
 
     /// A PHC string of a new argon2id hash with a fresh random salt.
@@ -253,10 +355,12 @@ impl Passwords {
             .acquire()
             .await
             .map_err(|e| ApiError::internal(&e))?;
+        let memory = self.memory.clone();
         tokio::task::spawn_blocking(move || {
-            Self::hasher(params)
-                .hash_password(password.as_bytes())
-                .map(|hash| hash.to_string())
+            let mut blocks = memory.take(params.block_count());
+            let hash = hash_in(&params, password.as_bytes(), &mut blocks);
+            memory.give_back(blocks, params.block_count());
+            hash
         })
         .await
         .map_err(|err| ApiError::internal(&err))?
@@ -278,17 +382,15 @@ impl Passwords {
             .acquire()
             .await
             .map_err(|e| ApiError::internal(&e))?;
-        // The working memory (m_cost, 12 MiB by default) is allocated per verification and
-        // given back to the system shortly after it (the server binary's purge delay and idle
-        // collection, `crates/server/src/main.rs`), so the server holds it only while logins
-        // run.
+        // In working memory kept between hashes ([`WorkingMemory`]).
+        let memory = self.memory.clone();
         let (matches, weaker) = tokio::task::spawn_blocking(move || {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return (false, false);
             };
-            let matches = Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok();
+            let mut blocks = memory.take(params.block_count());
+            let matches = verify_in(&parsed, password.as_bytes(), &mut blocks);
+            memory.give_back(blocks, params.block_count());
             let weaker = Params::try_from(&parsed).map_or(true, |old| {
                 old.m_cost() < params.m_cost()
                     || old.t_cost() < params.t_cost()
@@ -611,6 +713,7 @@ pub async fn login(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::{PasswordHasher, PasswordVerifier};
 
     #[test]
     fn password_hashing_takes_at_most_half_the_cores() {
@@ -660,6 +763,75 @@ mod tests {
             passwords.verify(Some(garbled), "x").await.expect("verify"),
             (false, false)
         );
+    }
+
+    /// Hashed in kept working memory, a hash is argon2's own: the crate's verifier accepts it,
+    /// with its password only. One buffer serves hash after hash; one grown for a stored hash
+    /// of larger parameters is not kept.
+    #[tokio::test]
+    async fn hashes_in_kept_memory_are_argon2s_own() {
+        let passwords = Passwords::new(&AuthConfig::default()).expect("parameters");
+        let kept = || {
+            passwords
+                .memory
+                .0
+                .lock()
+                .expect("lock")
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>()
+        };
+        let own = passwords.params.block_count();
+        let first = passwords.hash("een goed wachtwoord").await.expect("hash");
+        let second = passwords.hash("een goed wachtwoord").await.expect("hash");
+        assert_ne!(first, second, "a fresh salt each time");
+        assert_eq!(kept(), vec![own]);
+        for stored in [&first, &second] {
+            let parsed = PasswordHash::new(stored).expect("a PHC string");
+            assert_eq!(parsed.algorithm, Algorithm::Argon2id.ident());
+            let params = Params::try_from(&parsed).expect("params");
+            assert_eq!(
+                (params.m_cost(), params.t_cost(), params.p_cost()),
+                (
+                    passwords.params.m_cost(),
+                    passwords.params.t_cost(),
+                    passwords.params.p_cost()
+                )
+            );
+            assert_eq!(params.output_len(), Some(Params::DEFAULT_OUTPUT_LEN));
+            let crate_verifies = |password: &str| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            };
+            assert!(crate_verifies("een goed wachtwoord"));
+            assert!(!crate_verifies("een goed wachtwoorD"));
+            let verify = |password: &'static str| passwords.verify(Some(stored.clone()), password);
+            assert_eq!(
+                verify("een goed wachtwoord").await.expect("verify"),
+                (true, false)
+            );
+            assert_eq!(
+                verify("een goed wachtwoorD").await.expect("verify"),
+                (false, false)
+            );
+        }
+        assert_eq!(kept(), vec![own]);
+        let larger = hash_with(
+            Params::new(19_456, 2, 1, None).expect("params"),
+            Algorithm::Argon2id,
+            "een ouder wachtwoord",
+        );
+        assert_eq!(
+            passwords
+                .verify(Some(larger), "een ouder wachtwoord")
+                .await
+                .expect("verify"),
+            (true, true)
+        );
+        assert_eq!(kept(), Vec::<usize>::new());
+        passwords.hash("weer een wachtwoord").await.expect("hash");
+        assert_eq!(kept(), vec![own]);
     }
 
     /// Every OWASP row and anything stronger in both costs passes; one step below a row in
