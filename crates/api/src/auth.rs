@@ -213,10 +213,10 @@ impl LoginObserver {
 /// cores (12 MiB by default; on the two-core reference machine the server's peak stays within
 /// its 100 MB budget while logins run, BENCHMARKS.md W4). Logins wait for a permit in turn.
 ///
-/// The working memory of the hashes is kept between them ([`WorkingMemory`]): allocated anew
-/// for each hash, a block freed a moment before sometimes still counted while the next one was
-/// filled, and the server's resident memory jumped by a second block (W4 at concurrency 16:
-/// 52–54 MB, with peaks of 66 MB; BENCHMARKS.md).
+/// The working memory of the hashes is kept from one to the next while logins come in
+/// ([`WorkingMemory`]): allocated anew for each hash, a block freed a moment before sometimes
+/// still counted while the next one was filled, and the server's resident memory jumped by a
+/// second block (W4 at concurrency 16: 52–54 MB, with peaks of 66 MB; BENCHMARKS.md).
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
@@ -226,37 +226,90 @@ pub struct Passwords {
 }
 
 /// argon2's working memory (`m_cost` KiB per hash, 12 MiB by default), one buffer per hash
-/// that may run at once, kept once used: what the server holds while logins run, and then
-/// holds on to, instead of allocating and freeing 12 MiB per login. argon2 writes every block
-/// before reading it, so what a buffer held before does not enter the next hash.
-#[derive(Clone, Default)]
-struct WorkingMemory(Arc<std::sync::Mutex<Vec<Vec<Block>>>>);
+/// that may run at once, kept from one hash to the next while logins come in and given back
+/// [`WORKING_MEMORY_KEPT_FOR`] after the last one, instead of 12 MiB allocated and freed per
+/// login. argon2 writes every block before reading it, so what a buffer held before does not
+/// enter the next hash.
+#[derive(Clone)]
+struct WorkingMemory {
+    kept: Arc<std::sync::Mutex<KeptMemory>>,
+    kept_for: std::time::Duration,
+}
+
+#[derive(Default)]
+struct KeptMemory {
+    buffers: Vec<Vec<Block>>,
+    /// Buffers given back so far: a release finds whether another came back after it was
+    /// planned.
+    returns: u64,
+}
+
+/// How long argon2's working memory stays allocated after the last hash: logins in a row
+/// (a burst, one client after another) reuse it, and a server without logins does not hold
+/// it (12 MiB by default, an eighth of the benchmark's 100 MB budget).
+const WORKING_MEMORY_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl WorkingMemory {
-    /// A buffer of at least `blocks` blocks (a kept one when it is large enough).
-    fn take(&self, blocks: usize) -> Vec<Block> {
-        let kept = self
-            .0
+    fn new(kept_for: std::time::Duration) -> WorkingMemory {
+        WorkingMemory {
+            kept: Arc::default(),
+            kept_for,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeptMemory> {
+        // Each change is one push, pop or swap: a poisoned lock holds nothing half-done.
+        self.kept
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop();
+    }
+
+    /// A buffer of at least `blocks` blocks (a kept one when it is large enough).
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        let kept = self.lock().buffers.pop();
         match kept {
             Some(memory) if memory.len() >= blocks => memory,
-            // None kept (the first hashes), or one for smaller parameters than a stored
+            // None kept (the first of a burst), or one for smaller parameters than a stored
             // hash's: this one replaces it.
             _ => vec![Block::default(); blocks],
         }
     }
 
     /// Keeps `memory` for the next hash, unless it is larger than `largest` blocks (grown for
-    /// a stored hash of larger parameters than the server's own: freed).
+    /// a stored hash of larger parameters than the server's own: freed), and plans to free
+    /// what is kept once no buffer has come back for `kept_for`. Called on the runtime's
+    /// threads (a blocking task's included); elsewhere nothing is kept.
     fn give_back(&self, memory: Vec<Block>, largest: usize) {
-        if memory.len() <= largest {
-            self.0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(memory);
+        if memory.len() > largest {
+            return;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let returned = {
+            let mut kept = self.lock();
+            kept.buffers.push(memory);
+            kept.returns += 1;
+            kept.returns
+        };
+        let this = self.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(this.kept_for).await;
+            let freed = {
+                let mut kept = this.lock();
+                if kept.returns != returned {
+                    return;
+                }
+                std::mem::take(&mut kept.buffers)
+            };
+            drop(freed);
+        });
+    }
+
+    /// The sizes of the buffers kept now (tests).
+    #[cfg(test)]
+    fn kept_sizes(&self) -> Vec<usize> {
+        self.lock().buffers.iter().map(Vec::len).collect()
     }
 }
 
@@ -342,7 +395,7 @@ impl Passwords {
             params,
             permits: Arc::new(Semaphore::new(hashes_at_once(cores))),
             dummy: Arc::new(OnceLock::new()),
-            memory: WorkingMemory::default(),
+            memory: WorkingMemory::new(WORKING_MEMORY_KEPT_FOR),
         })
     }
 
@@ -770,17 +823,10 @@ mod tests {
     /// of larger parameters is not kept.
     #[tokio::test]
     async fn hashes_in_kept_memory_are_argon2s_own() {
-        let passwords = Passwords::new(&AuthConfig::default()).expect("parameters");
-        let kept = || {
-            passwords
-                .memory
-                .0
-                .lock()
-                .expect("lock")
-                .iter()
-                .map(Vec::len)
-                .collect::<Vec<_>>()
-        };
+        let mut passwords = Passwords::new(&AuthConfig::default()).expect("parameters");
+        // Kept throughout, however slowly the test runs (the release: below).
+        passwords.memory = WorkingMemory::new(std::time::Duration::from_secs(600));
+        let kept = || passwords.memory.kept_sizes();
         let own = passwords.params.block_count();
         let first = passwords.hash("een goed wachtwoord").await.expect("hash");
         let second = passwords.hash("een goed wachtwoord").await.expect("hash");
@@ -832,6 +878,24 @@ mod tests {
         assert_eq!(kept(), Vec::<usize>::new());
         passwords.hash("weer een wachtwoord").await.expect("hash");
         assert_eq!(kept(), vec![own]);
+    }
+
+    /// What is kept is freed once no hash has given memory back for the time it is kept for;
+    /// a hash in between puts the release off.
+    #[tokio::test]
+    async fn kept_working_memory_is_freed_when_logins_stop() {
+        let mut passwords = Passwords::new(&AuthConfig::default()).expect("parameters");
+        let kept_for = std::time::Duration::from_millis(300);
+        passwords.memory = WorkingMemory::new(kept_for);
+        let own = passwords.params.block_count();
+        passwords.hash("een goed wachtwoord").await.expect("hash");
+        assert_eq!(passwords.memory.kept_sizes(), vec![own]);
+        tokio::time::sleep(kept_for / 2).await;
+        passwords.hash("een goed wachtwoord").await.expect("hash");
+        tokio::time::sleep(kept_for / 2).await;
+        assert_eq!(passwords.memory.kept_sizes(), vec![own], "put off");
+        tokio::time::sleep(kept_for * 3).await;
+        assert_eq!(passwords.memory.kept_sizes(), Vec::<usize>::new());
     }
 
     /// Every OWASP row and anything stronger in both costs passes; one step below a row in
