@@ -326,172 +326,171 @@ async fn load_rows<C: ConnectionTrait>(
 }
 
 /// [`load_rows`], looking values up in the read cache only when `cached`.
-fn load_rows_cached<'a, C: ConnectionTrait>(
-    conn: &'a C,
-    db: &'a Db,
+async fn load_rows_cached<C: ConnectionTrait>(
+    conn: &C,
+    db: &Db,
     found: Vec<(investigation::Model, Option<FetchedSnapshot>)>,
     keep_built: bool,
     cached: bool,
-) -> std::pin::Pin<Box<dyn Future<Output = StoreResult<Vec<Arc<Loaded>>>> + Send + 'a>> {
-    Box::pin(async move {
-        let mut rows = Vec::with_capacity(found.len());
-        // `None`: the snapshot's body is still to be read (the read cache holds nothing built
-        // from it).
-        let mut sources: Vec<Option<Source>> = Vec::with_capacity(found.len());
-        let mut unread = Vec::new();
-        for (row, snapshot) in found {
-            sources.push(match snapshot {
-                Some(FetchedSnapshot {
-                    format,
-                    digest,
-                    body,
-                }) => {
-                    let kept = digest
-                        .as_deref()
-                        .filter(|_| cached)
-                        .and_then(|digest| db.read_cache.get(&row, format, digest));
-                    match (kept, digest, body) {
-                        (Some(loaded), Some(_), _) => Some(Source::Kept(loaded)),
-                        (_, digest, Some(body)) => {
-                            Some(Source::decoded(row.id, format, digest, body, keep_built))
-                        }
-                        _ => {
-                            unread.push(row.id);
-                            None
-                        }
+) -> StoreResult<Vec<Arc<Loaded>>> {
+    let mut rows = Vec::with_capacity(found.len());
+    // `None`: the snapshot's body is still to be read (the read cache holds nothing built
+    // from it).
+    let mut sources: Vec<Option<Source>> = Vec::with_capacity(found.len());
+    let mut unread = Vec::new();
+    for (row, snapshot) in found {
+        sources.push(match snapshot {
+            Some(FetchedSnapshot {
+                format,
+                digest,
+                body,
+            }) => {
+                let kept = digest
+                    .as_deref()
+                    .filter(|_| cached)
+                    .and_then(|digest| db.read_cache.get(&row, format, digest));
+                match (kept, digest, body) {
+                    (Some(loaded), Some(_), _) => Some(Source::Kept(loaded)),
+                    (_, digest, Some(body)) => {
+                        Some(Source::decoded(row.id, format, digest, body, keep_built))
+                    }
+                    _ => {
+                        unread.push(row.id);
+                        None
                     }
                 }
-                None => Some(Source::Tables),
-            });
-            rows.push(row);
-        }
-        let mut again: HashMap<Uuid, _> = if unread.is_empty() {
-            HashMap::new()
-        } else {
-            fetch_with_snapshots(conn, &unread, false)
-                .await?
-                .into_iter()
-                .map(|(row, snapshot)| (row.id, (row, snapshot)))
-                .collect()
-        };
-        let sources: Vec<Source> = rows
-            .iter_mut()
-            .zip(sources)
-            .map(|(row, source)| {
-                source.unwrap_or_else(|| match again.remove(&row.id) {
-                    Some((read, snapshot)) => {
-                        *row = read;
-                        snapshot.map_or(Source::Tables, |snapshot| {
-                            Source::decoded(
-                                row.id,
-                                snapshot.format,
-                                snapshot.digest,
-                                snapshot.body,
-                                keep_built,
-                            )
-                        })
-                    }
-                    None => Source::Tables,
-                })
+            }
+            None => Some(Source::Tables),
+        });
+        rows.push(row);
+    }
+    let mut again: HashMap<Uuid, _> = if unread.is_empty() {
+        HashMap::new()
+    } else {
+        fetch_with_snapshots(conn, &unread, false)
+            .await?
+            .into_iter()
+            .map(|(row, snapshot)| (row.id, (row, snapshot)))
+            .collect()
+    };
+    let sources: Vec<Source> = rows
+        .iter_mut()
+        .zip(sources)
+        .map(|(row, source)| {
+            source.unwrap_or_else(|| match again.remove(&row.id) {
+                Some((read, snapshot)) => {
+                    *row = read;
+                    snapshot.map_or(Source::Tables, |snapshot| {
+                        Source::decoded(
+                            row.id,
+                            snapshot.format,
+                            snapshot.digest,
+                            snapshot.body,
+                            keep_built,
+                        )
+                    })
+                }
+                None => Source::Tables,
             })
+        })
+        .collect();
+    let without: Vec<investigation::Model> = rows
+        .iter()
+        .zip(&sources)
+        .filter(|(_, source)| matches!(source, Source::Tables))
+        .map(|(row, _)| row.clone())
+        .collect();
+    let mut children = if without.is_empty() {
+        Children::default()
+    } else {
+        fetch_children(conn, &without).await?
+    };
+    let mut commission_ids: BTreeSet<Uuid> = children
+        .participants
+        .iter()
+        .map(|p| p.commission_id)
+        .collect();
+    for source in &sources {
+        match source {
+            Source::Kept(loaded) => commission_ids.extend(loaded.commission_ids.iter()),
+            Source::Decoded(below, _) => {
+                commission_ids.extend(below.participants.iter().map(|p| p.commission_id))
+            }
+            Source::Tables => {}
+        }
+    }
+    let commission_ids: Vec<Uuid> = commission_ids.into_iter().collect();
+    let commissions = organisation::commissions_by_ids(conn, &commission_ids).await?;
+    let by_id: HashMap<Uuid, &organisation::CommissionWithMunicipalities> =
+        commissions.iter().map(|c| (c.commission.id, c)).collect();
+    // Kept values that show other commissions than those just read (one was renamed, say):
+    // read again with their bodies and built anew, past the cache.
+    let stale: Vec<Uuid> = rows
+        .iter()
+        .zip(&sources)
+        .filter(|(_, source)| match source {
+            Source::Kept(loaded) => !loaded
+                .commission_ids
+                .iter()
+                .filter_map(|id| by_id.get(id).copied())
+                .eq(loaded.commissions.iter()),
+            _ => false,
+        })
+        .map(|(row, _)| row.id)
+        .collect();
+    let mut rebuilt: HashMap<Uuid, Arc<Loaded>> = if stale.is_empty() {
+        HashMap::new()
+    } else {
+        let again = fetch_with_snapshots(conn, &stale, false)
+            .await?
+            .into_iter()
+            .map(|(row, snapshot)| (row, snapshot.map(FetchedSnapshot::from)))
             .collect();
-        let without: Vec<investigation::Model> = rows
-            .iter()
-            .zip(&sources)
-            .filter(|(_, source)| matches!(source, Source::Tables))
-            .map(|(row, _)| row.clone())
-            .collect();
-        let mut children = if without.is_empty() {
-            Children::default()
-        } else {
-            fetch_children(conn, &without).await?
-        };
-        let mut commission_ids: BTreeSet<Uuid> = children
-            .participants
-            .iter()
-            .map(|p| p.commission_id)
-            .collect();
-        for source in &sources {
-            match source {
-                Source::Kept(loaded) => commission_ids.extend(loaded.commission_ids.iter()),
-                Source::Decoded(below, _) => {
-                    commission_ids.extend(below.participants.iter().map(|p| p.commission_id))
-                }
-                Source::Tables => {}
+        // Past the cache, so at most once more.
+        Box::pin(load_rows_cached(conn, db, again, keep_built, false))
+            .await?
+            .into_iter()
+            .map(|loaded| (loaded.id(), loaded))
+            .collect()
+    };
+    // The others are built together (one pass over their rows), then merged in order.
+    let mut to_build = Vec::new();
+    let mut slots = Vec::with_capacity(rows.len());
+    for (row, source) in rows.into_iter().zip(sources) {
+        if let Some(loaded) = rebuilt.remove(&row.id) {
+            slots.push(Ok(loaded));
+            continue;
+        }
+        match source {
+            Source::Kept(loaded) => slots.push(Ok(loaded)),
+            Source::Decoded(below, kept) => {
+                children.append(*below);
+                to_build.push(row);
+                slots.push(Err(kept));
+            }
+            Source::Tables => {
+                to_build.push(row);
+                slots.push(Err(None));
             }
         }
-        let commission_ids: Vec<Uuid> = commission_ids.into_iter().collect();
-        let commissions = organisation::commissions_by_ids(conn, &commission_ids).await?;
-        let by_id: HashMap<Uuid, &organisation::CommissionWithMunicipalities> =
-            commissions.iter().map(|c| (c.commission.id, c)).collect();
-        // Kept values that show other commissions than those just read (one was renamed, say):
-        // read again with their bodies and built anew, past the cache.
-        let stale: Vec<Uuid> = rows
-            .iter()
-            .zip(&sources)
-            .filter(|(_, source)| match source {
-                Source::Kept(loaded) => !loaded
-                    .commission_ids
-                    .iter()
-                    .filter_map(|id| by_id.get(id).copied())
-                    .eq(loaded.commissions.iter()),
-                _ => false,
-            })
-            .map(|(row, _)| row.id)
-            .collect();
-        let mut rebuilt: HashMap<Uuid, Arc<Loaded>> = if stale.is_empty() {
-            HashMap::new()
-        } else {
-            let again = fetch_with_snapshots(conn, &stale, false)
-                .await?
-                .into_iter()
-                .map(|(row, snapshot)| (row, snapshot.map(FetchedSnapshot::from)))
-                .collect();
-            load_rows_cached(conn, db, again, keep_built, false)
-                .await?
-                .into_iter()
-                .map(|loaded| (loaded.id(), loaded))
-                .collect()
-        };
-        // The others are built together (one pass over their rows), then merged in order.
-        let mut to_build = Vec::new();
-        let mut slots = Vec::with_capacity(rows.len());
-        for (row, source) in rows.into_iter().zip(sources) {
-            if let Some(loaded) = rebuilt.remove(&row.id) {
-                slots.push(Ok(loaded));
-                continue;
+    }
+    let mut built = assemble(&db.calendar, to_build, commissions, children)?.into_iter();
+    let mut loaded = Vec::with_capacity(slots.len());
+    for slot in slots {
+        loaded.push(match slot {
+            Ok(kept) => kept,
+            Err(snapshot) => {
+                let value = Arc::new(built.next().ok_or_else(|| {
+                    StoreError::corrupt("an investigation was not assembled".to_string())
+                })?);
+                if let Some(snapshot) = snapshot {
+                    db.read_cache.put(snapshot, value.clone());
+                }
+                value
             }
-            match source {
-                Source::Kept(loaded) => slots.push(Ok(loaded)),
-                Source::Decoded(below, kept) => {
-                    children.append(*below);
-                    to_build.push(row);
-                    slots.push(Err(kept));
-                }
-                Source::Tables => {
-                    to_build.push(row);
-                    slots.push(Err(None));
-                }
-            }
-        }
-        let mut built = assemble(&db.calendar, to_build, commissions, children)?.into_iter();
-        let mut loaded = Vec::with_capacity(slots.len());
-        for slot in slots {
-            loaded.push(match slot {
-                Ok(kept) => kept,
-                Err(snapshot) => {
-                    let value = Arc::new(built.next().ok_or_else(|| {
-                        StoreError::corrupt("an investigation was not assembled".to_string())
-                    })?);
-                    if let Some(snapshot) = snapshot {
-                        db.read_cache.put(snapshot, value.clone());
-                    }
-                    value
-                }
-            });
-        }
-        Ok(loaded)
-    })
+        });
+    }
+    Ok(loaded)
 }
 
 /// Reads the rows below the given investigations from their tables, one statement per table
