@@ -438,7 +438,7 @@ async fn load_rows_cached<C: ConnectionTrait>(
         })
         .map(|(row, _)| row.id)
         .collect();
-    let mut rebuilt: HashMap<Uuid, Arc<Loaded>> = if stale.is_empty() {
+    let rebuilt: HashMap<Uuid, Arc<Loaded>> = if stale.is_empty() {
         HashMap::new()
     } else {
         let again = fetch_with_snapshots(conn, &stale, false)
@@ -457,8 +457,10 @@ async fn load_rows_cached<C: ConnectionTrait>(
     let mut to_build = Vec::new();
     let mut slots = Vec::with_capacity(rows.len());
     for (row, source) in rows.into_iter().zip(sources) {
-        if let Some(loaded) = rebuilt.remove(&row.id) {
-            slots.push(Ok(loaded));
+        // (A stale row that no longer reads keeps the value it had: it was read at the
+        // first statement, where the reads are not one transaction.)
+        if let Some(loaded) = rebuilt.get(&row.id) {
+            slots.push(Ok(loaded.clone()));
             continue;
         }
         match source {
