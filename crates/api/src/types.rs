@@ -20,6 +20,7 @@ use rkflow_store::entity::{
 use rkflow_store::investigations::Loaded;
 use rkflow_store::organisation::CommissionWithMunicipalities;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 
 /// A calendar day, `YYYY-MM-DD`.
@@ -1690,23 +1691,19 @@ impl PlainFields for InvestigationConnection {
     /// KB; growing its text by doubling copied it three times, 1.7 % of a dashboard's
     /// instructions). Pages of other shapes in between cost a copy or some spare capacity.
     fn answer_len_hint(&self) -> usize {
-        256 + self.edges.len() * ANSWER_LEN_PER_EDGE.load(std::sync::atomic::Ordering::Relaxed)
+        256 + self.edges.len() * ANSWER_LEN_PER_EDGE.load(Ordering::Relaxed)
     }
 
     fn answer_written(&self, len: usize) {
         if let Some(per_edge) = len.checked_div(self.edges.len()) {
             // An eighth to spare, for nodes longer than the last page's.
-            ANSWER_LEN_PER_EDGE.store(
-                per_edge + per_edge / 8,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            ANSWER_LEN_PER_EDGE.store(per_edge + per_edge / 8, Ordering::Relaxed);
         }
     }
 }
 
 /// See [`InvestigationConnection::answer_len_hint`]; the first page assumes 2 KB per node.
-static ANSWER_LEN_PER_EDGE: std::sync::atomic::AtomicUsize =
-    std::sync::atomic::AtomicUsize::new(2048);
+static ANSWER_LEN_PER_EDGE: AtomicUsize = AtomicUsize::new(2048);
 
 #[derive(async_graphql::SimpleObject)]
 #[graphql(name = "AuditEventEdge")]
