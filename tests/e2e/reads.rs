@@ -11,7 +11,8 @@ use rkflow_e2e::{TestServer, for_each_backend, org};
 use rkflow_store::entity::{investigation, session};
 use rkflow_store::{ReadView, investigations};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::sqlx;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -34,6 +35,18 @@ async fn title_through<R: rkflow_store::Reader>(reads: &R, id: Uuid) -> String {
         .domain
         .title
         .clone()
+}
+
+async fn plan_cache_mode(view: &ReadView) -> String {
+    view.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SHOW plan_cache_mode",
+    ))
+    .await
+    .expect("show")
+    .expect("a row")
+    .try_get("", "plan_cache_mode")
+    .expect("the setting")
 }
 
 #[tokio::test]
@@ -85,6 +98,32 @@ async fn a_read_view_shows_one_moment_and_the_pool_the_latest() {
             assert!(refused.is_err(), "a write in a read view was accepted");
             view.finish().await;
             assert_eq!(title_through(server.db(), id).await, "Tussentijds hernoemd");
+
+            // The view's statements are planned once per connection (generic plans), and only
+            // within the view: its `SET LOCAL` ends with it.
+            let view = ReadView::snapshot(server.db());
+            assert_eq!(plan_cache_mode(&view).await, "force_generic_plan");
+            assert_eq!(title_through(&view, id).await, "Tussentijds hernoemd");
+            view.finish().await;
+            // The pool takes the view's connection back in a task of its own (its `ROLLBACK`
+            // and ping): give it a moment, then check every idle connection, held at once.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let pool = server.db().conn.get_postgres_connection_pool();
+            let mut held = Vec::new();
+            while let Some(conn) = pool.try_acquire() {
+                held.push(conn);
+            }
+            assert!(!held.is_empty(), "no idle connection to check");
+            for conn in &mut held {
+                let (mode,): (String,) = sqlx::query_as("SHOW plan_cache_mode")
+                    .fetch_one(&mut **conn)
+                    .await
+                    .expect("show");
+                assert_eq!(
+                    mode, "auto",
+                    "a pooled connection kept the view's plan mode"
+                );
+            }
         }
         rename(&server, id, &before).await;
         server.stop().await;

@@ -8,9 +8,9 @@
 //! statement (sqlx pings a connection on both; see BENCHMARKS.md). The view skips the checkout
 //! ping when an idle connection is at hand: a dead one fails at `BEGIN`, which is then begun
 //! again on a tested connection ([`ReadView::begin`]). On PostgreSQL the
-//! transaction opens with one statement (`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`),
-//! sent through sqlx itself: sea-orm would send `BEGIN` and `SET TRANSACTION`, a round trip
-//! more for every query.
+//! transaction opens in one round trip (`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`
+//! and `SET LOCAL plan_cache_mode`, [`POSTGRES_READ_SNAPSHOT`]), sent through sqlx itself:
+//! sea-orm would send `BEGIN` and `SET TRANSACTION`, a round trip more for every query.
 //!
 //! Rule for callers: while a view's transaction is open, the request must not wait for a
 //! second pooled connection — everything it reads goes through the view, and writes (the
@@ -32,9 +32,21 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::Mutex;
 
-/// How a PostgreSQL read view opens its transaction: one snapshot for all its statements, and
-/// a refusal of any write.
-const POSTGRES_READ_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+/// How a PostgreSQL read view opens its transaction: one snapshot for all its statements, a
+/// refusal of any write, and generic plans (both in the one round trip of `BEGIN`).
+///
+/// Generic plans: a read's statements are prepared once per connection (sqlx keeps them) and
+/// bind their values, so PostgreSQL's plan cache may plan each of them once. Left to itself
+/// (`plan_cache_mode = auto`) it plans the listing anew at every execution, because it
+/// estimates the generic plan of `LIMIT $n` and of a rapporteur's `user_id = $m` above the
+/// custom plans it makes with the values, although both plans have the same shape; the long
+/// `IN` lists of a page's users and commissions were planned anew too. The plans of rkflow's
+/// reads do not depend on the values (ids, a limit, a phase), so the read transaction asks for
+/// the generic plan: pgbench replaying the dashboard's statements with bound values served ~20 %
+/// more transactions per second so (BENCHMARKS.md, eighteenth session). `SET LOCAL` ends with
+/// the transaction: the connection's other statements (the commands') keep `auto`.
+const POSTGRES_READ_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+    SET LOCAL plan_cache_mode = force_generic_plan";
 
 /// A connection the investigation reads can run on ([`Db`] or a [`ReadView`]), with the
 /// database it reads (for the read cache and the calendar).
