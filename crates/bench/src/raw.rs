@@ -5,6 +5,7 @@
 //! number, so it can run again and again.
 
 use anyhow::{Context as _, bail};
+use rkflow_store::reads::POSTGRES_READ_PLAN_MODE;
 use std::collections::BTreeMap;
 use std::io::{Read as _, Seek as _};
 use std::path::Path;
@@ -180,10 +181,15 @@ fn capture(text: &str) -> anyhow::Result<Vec<Captured>> {
     Ok(captured)
 }
 
-/// What a read view sends after its `BEGIN`, in the same simple query (`rkflow_store::reads`),
-/// and the scripts leave out: the plan mode matters only for statements with parameters, which
-/// the replay has none of, and pgbench would send it in a round trip of its own.
-const READ_VIEW_PLAN_MODE: &str = "; SET LOCAL plan_cache_mode = force_generic_plan";
+/// A logged statement without the plan mode that a read view sends in its `BEGIN`'s simple
+/// query (`rkflow_store::reads::POSTGRES_READ_PLAN_MODE`): the mode matters only for statements
+/// with parameters, which the replay has none of, and pgbench would send it in a round trip of
+/// its own.
+fn without_read_plan_mode(sql: &str) -> &str {
+    sql.strip_suffix(POSTGRES_READ_PLAN_MODE)
+        .and_then(|begin| begin.strip_suffix("; "))
+        .unwrap_or(sql)
+}
 
 /// Whether a logged statement begins a transaction (`BEGIN`, or `BEGIN` with its modes, as a
 /// query's read view on PostgreSQL sends it).
@@ -212,9 +218,7 @@ fn script(captured: &Captured) -> anyhow::Result<String> {
     }
     let mut new_version: Option<String> = None;
     for (sql, params) in &captured.statements {
-        let sql = sql
-            .strip_suffix(READ_VIEW_PLAN_MODE)
-            .unwrap_or(sql.as_str());
+        let sql = without_read_plan_mode(sql);
         if begins_transaction(sql) {
             open = true;
         } else if ends_transaction(sql) {
@@ -338,13 +342,10 @@ mod tests {
             script(&snapshot).expect("script"),
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSELECT 1;\nROLLBACK;\n"
         );
-        // The read view's plan mode, sent in its `BEGIN`'s round trip, is left out: the
-        // replayed statements carry no parameters, and pgbench would send it as a statement
-        // and a round trip of its own.
-        let generic = captured(&[
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL plan_cache_mode = force_generic_plan",
-            "SELECT 1",
-        ]);
+        // The read view's plan mode is left out (`without_read_plan_mode`).
+        let begin =
+            format!("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; {POSTGRES_READ_PLAN_MODE}");
+        let generic = captured(&[&begin, "SELECT 1"]);
         assert_eq!(
             script(&generic).expect("script"),
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSELECT 1;\nROLLBACK;\n"

@@ -32,21 +32,34 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::Mutex;
 
+/// The text of [`POSTGRES_READ_PLAN_MODE`], for `concat!`.
+macro_rules! read_plan_mode {
+    () => {
+        "SET LOCAL plan_cache_mode = force_generic_plan"
+    };
+}
+
 /// How a PostgreSQL read view opens its transaction: one snapshot for all its statements, a
-/// refusal of any write, and generic plans (both in the one round trip of `BEGIN`).
+/// refusal of any write, and generic plans ([`POSTGRES_READ_PLAN_MODE`]), all in the one round
+/// trip of `BEGIN`.
+const POSTGRES_READ_SNAPSHOT: &str = concat!(
+    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; ",
+    read_plan_mode!()
+);
+
+/// What a PostgreSQL read view sends after its `BEGIN`, in the same simple query: generic plans.
 ///
-/// Generic plans: a read's statements are prepared once per connection (sqlx keeps them) and
-/// bind their values, so PostgreSQL's plan cache may plan each of them once. Left to itself
+/// A read's statements are prepared once per connection (sqlx keeps them) and bind their
+/// values, so PostgreSQL's plan cache may plan each of them once. Left to itself
 /// (`plan_cache_mode = auto`) it plans the listing anew at every execution, because it
 /// estimates the generic plan of `LIMIT $n` and of a rapporteur's `user_id = $m` above the
 /// custom plans it makes with the values, although both plans have the same shape; the long
 /// `IN` lists of a page's users and commissions were planned anew too. The plans of rkflow's
 /// reads do not depend on the values (ids, a limit, a phase), so the read transaction asks for
-/// the generic plan: pgbench replaying the dashboard's statements with bound values served ~20 %
-/// more transactions per second so (BENCHMARKS.md, eighteenth session). `SET LOCAL` ends with
-/// the transaction: the connection's other statements (the commands') keep `auto`.
-const POSTGRES_READ_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
-    SET LOCAL plan_cache_mode = force_generic_plan";
+/// the generic plan: pgbench replaying the dashboard's statements with bound values served
+/// ~20 % more transactions per second with it (BENCHMARKS.md, eighteenth session). `SET LOCAL`
+/// ends with the transaction: the connection's other statements (the commands') keep `auto`.
+pub const POSTGRES_READ_PLAN_MODE: &str = read_plan_mode!();
 
 /// A connection the investigation reads can run on ([`Db`] or a [`ReadView`]), with the
 /// database it reads (for the read cache and the calendar).
