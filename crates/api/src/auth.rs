@@ -264,6 +264,15 @@ impl WorkingMemory {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Runs `hash` in a buffer of at least `blocks` blocks (the server's own parameters), then
+    /// keeps the buffer for the next hash ([`WorkingMemory::give_back`]).
+    fn with<T>(&self, blocks: usize, hash: impl FnOnce(&mut Vec<Block>) -> T) -> T {
+        let mut memory = self.take(blocks);
+        let result = hash(&mut memory);
+        self.give_back(memory, blocks);
+        result
+    }
+
     /// A buffer of at least `blocks` blocks (a kept one when it is large enough).
     fn take(&self, blocks: usize) -> Vec<Block> {
         let kept = self.lock().buffers.pop();
@@ -410,10 +419,9 @@ impl Passwords {
             .map_err(|e| ApiError::internal(&e))?;
         let memory = self.memory.clone();
         tokio::task::spawn_blocking(move || {
-            let mut blocks = memory.take(params.block_count());
-            let hash = hash_in(&params, password.as_bytes(), &mut blocks);
-            memory.give_back(blocks, params.block_count());
-            hash
+            memory.with(params.block_count(), |blocks| {
+                hash_in(&params, password.as_bytes(), blocks)
+            })
         })
         .await
         .map_err(|err| ApiError::internal(&err))?
@@ -441,9 +449,9 @@ impl Passwords {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return (false, false);
             };
-            let mut blocks = memory.take(params.block_count());
-            let matches = verify_in(&parsed, password.as_bytes(), &mut blocks);
-            memory.give_back(blocks, params.block_count());
+            let matches = memory.with(params.block_count(), |blocks| {
+                verify_in(&parsed, password.as_bytes(), blocks)
+            });
             let weaker = Params::try_from(&parsed).map_or(true, |old| {
                 old.m_cost() < params.m_cost()
                     || old.t_cost() < params.t_cost()
