@@ -118,18 +118,27 @@ load() { # workload concurrency [extra args]
 pgbench_run() { # workload concurrency
   local w=$1 c=$2 files=() jobs=$(( $2 < 2 ? $2 : 2 ))
   for f in "$OUT"/pgbench/"$w"_*.sql; do files+=(-f "$f"); done
-  local output
-  output=$(pgbench -n -M prepared -c "$c" -j "$jobs" -T "$DURATION" "${files[@]}" "$RAW_DB" 2>&1) || {
+  # PostgreSQL's CPU over the run (all its processes), and pgbench's own (`times` in the
+  # subshell: its last line is the CPU of the subshell's children, i.e. pgbench).
+  local output pg_before pg_after
+  pg_before=$("$BIN/rkflow-bench" postgres-cpu)
+  output=$(pgbench -n -M prepared -c "$c" -j "$jobs" -T "$DURATION" "${files[@]}" "$RAW_DB" 2>&1 && times) || {
     echo "$output" >&2
     exit 1
   }
-  local tps latency failed
+  pg_after=$("$BIN/rkflow-bench" postgres-cpu)
+  local tps latency failed count pg_ms own_ms
   tps=$(echo "$output" | awk '/^tps = / {print $3; exit}')
   latency=$(echo "$output" | awk '/^latency average = / {print $4; exit}')
   failed=$(echo "$output" | awk '/^number of failed transactions/ {print $5; exit}')
-  echo "raw SQL $w c=$c: $tps tx/s, average latency $latency ms, failed ${failed:-0}"
-  printf '{"kind":"pgbench","label":"%s","workload":"%s","concurrency":%s,"tps":%s,"latency_ms":%s,"failed":%s}\n' \
-    "$LABEL" "$w" "$c" "$tps" "$latency" "${failed:-0}" >> "$RESULTS"
+  count=$(echo "$output" | awk '/^number of transactions actually processed/ {print $6; exit}')
+  pg_ms=$(awk -v a="$pg_before" -v b="$pg_after" -v n="$count" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }')
+  own_ms=$(echo "$output" | tail -1 | awk -v n="$count" '{
+    split($1, u, /[ms]/); split($2, s, /[ms]/)
+    printf "%.3f", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 / n }')
+  echo "raw SQL $w c=$c: $tps tx/s, average latency $latency ms, failed ${failed:-0}, postgres CPU $pg_ms ms/tx, pgbench CPU $own_ms ms/tx"
+  printf '{"kind":"pgbench","label":"%s","workload":"%s","concurrency":%s,"tps":%s,"latency_ms":%s,"failed":%s,"postgres_cpu_ms_per_tx":%s,"pgbench_cpu_ms_per_tx":%s}\n' \
+    "$LABEL" "$w" "$c" "$tps" "$latency" "${failed:-0}" "$pg_ms" "$own_ms" >> "$RESULTS"
 }
 
 for LABEL in $BACKENDS; do

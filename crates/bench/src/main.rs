@@ -112,6 +112,9 @@ enum Command {
         #[arg(long)]
         out_dir: PathBuf,
     },
+    /// Print the CPU seconds every `postgres` process has used so far (run.sh reads it before
+    /// and after each pgbench run).
+    PostgresCpu,
     /// Print the results file as Markdown.
     Report { results: PathBuf },
 }
@@ -191,6 +194,10 @@ async fn main() -> anyhow::Result<()> {
             offset,
             out_dir,
         } => raw::scripts(&log, offset, &out_dir),
+        Command::PostgresCpu => {
+            println!("{:.3}", load::postgres_cpu_seconds());
+            Ok(())
+        }
         Command::Report { results } => report::report(&results),
     }
 }

@@ -37,9 +37,9 @@ pub fn report(results: &Path) -> anyhow::Result<()> {
     for label in &labels {
         println!("### {label}\n");
         println!(
-            "| workload | c | req/s | p50 ms | p99 ms | errors | server CPU ms/req | postgres CPU ms/req | driver CPU ms/req | statements/req | peak RSS MB | raw SQL tx/s | rkflow / raw |"
+            "| workload | c | req/s | p50 ms | p99 ms | errors | server CPU ms/req | postgres CPU ms/req | driver CPU ms/req | statements/req | peak RSS MB | raw SQL tx/s | raw SQL: postgres CPU ms/tx | raw SQL: pgbench CPU ms/tx | rkflow / raw |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for line in of_kind("rkflow")
             .into_iter()
             .filter(|l| l["label"].as_str() == Some(label))
@@ -63,7 +63,7 @@ pub fn report(results: &Path) -> anyhow::Result<()> {
                 _ => None,
             };
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 workload.to_uppercase(),
                 concurrency,
                 fmt(rps, 1),
@@ -79,6 +79,8 @@ pub fn report(results: &Path) -> anyhow::Result<()> {
                 ),
                 fmt(number(line, "peak_rss_kb").map(|kb| kb / 1024.0), 1),
                 fmt(raw_tps, 1),
+                fmt(raw.and_then(|r| number(r, "postgres_cpu_ms_per_tx")), 2),
+                fmt(raw.and_then(|r| number(r, "pgbench_cpu_ms_per_tx")), 2),
                 ratio.map_or("–".into(), |r| format!("{r:.0} %")),
             );
         }
