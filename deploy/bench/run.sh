@@ -126,6 +126,7 @@ pgbench_run() { # workload concurrency
     echo "$output" >&2
     exit 1
   }
+  sleep 0.5 # the postmaster has waited for pgbench's backends (their CPU is then its children's)
   pg_after=$("$BIN/rkflow-bench" postgres-cpu)
   local tps latency failed count pg_ms own_ms
   tps=$(echo "$output" | awk '/^tps = / {print $3; exit}')
