@@ -13,6 +13,31 @@ fn fmt(value: Option<f64>, decimals: usize) -> String {
     value.map_or("–".into(), |v| format!("{v:.decimals$}"))
 }
 
+/// The columns of a backend's table, in order; each row has one cell per column.
+const COLUMNS: [&str; 15] = [
+    "workload",
+    "c",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "server CPU ms/req",
+    "postgres CPU ms/req",
+    "driver CPU ms/req",
+    "statements/req",
+    "peak RSS MB",
+    "raw SQL tx/s",
+    "raw SQL: postgres CPU ms/tx",
+    "raw SQL: pgbench CPU ms/tx",
+    "rkflow / raw",
+];
+
+/// One Markdown table row: `| a | b | … |`.
+fn table_row(cells: impl IntoIterator<Item = String>) -> String {
+    let cells: Vec<String> = cells.into_iter().collect();
+    format!("| {} |", cells.join(" | "))
+}
+
 pub fn report(results: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(results)
         .with_context(|| format!("reading {}", results.display()))?;
@@ -36,10 +61,8 @@ pub fn report(results: &Path) -> anyhow::Result<()> {
     }
     for label in &labels {
         println!("### {label}\n");
-        println!(
-            "| workload | c | req/s | p50 ms | p99 ms | errors | server CPU ms/req | postgres CPU ms/req | driver CPU ms/req | statements/req | peak RSS MB | raw SQL tx/s | raw SQL: postgres CPU ms/tx | raw SQL: pgbench CPU ms/tx | rkflow / raw |"
-        );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("{}", table_row(COLUMNS.iter().map(|c| c.to_string())));
+        println!("|{}", "---|".repeat(COLUMNS.len()));
         for line in of_kind("rkflow")
             .into_iter()
             .filter(|l| l["label"].as_str() == Some(label))
@@ -62,27 +85,27 @@ pub fn report(results: &Path) -> anyhow::Result<()> {
                 (Some(a), Some(b)) if b > 0.0 => Some(a / b * 100.0),
                 _ => None,
             };
-            println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            let cells: [String; COLUMNS.len()] = [
                 workload.to_uppercase(),
-                concurrency,
+                concurrency.to_string(),
                 fmt(rps, 1),
                 fmt(number(line, "p50_ms"), 2),
                 fmt(number(line, "p99_ms"), 2),
-                line["errors"].as_u64().unwrap_or(0),
+                line["errors"].as_u64().unwrap_or(0).to_string(),
                 fmt(number(line, "server_cpu_ms_per_req"), 2),
                 fmt(number(line, "postgres_cpu_ms_per_req"), 2),
                 fmt(number(line, "driver_cpu_ms_per_req"), 2),
                 fmt(
                     statements.and_then(|s| number(s, "statements_per_request")),
-                    1
+                    1,
                 ),
                 fmt(number(line, "peak_rss_kb").map(|kb| kb / 1024.0), 1),
                 fmt(raw_tps, 1),
                 fmt(raw.and_then(|r| number(r, "postgres_cpu_ms_per_tx")), 2),
                 fmt(raw.and_then(|r| number(r, "pgbench_cpu_ms_per_tx")), 2),
                 ratio.map_or("–".into(), |r| format!("{r:.0} %")),
-            );
+            ];
+            println!("{}", table_row(cells));
         }
         println!();
         let w1: Vec<String> = of_kind("statements")
